@@ -1,0 +1,101 @@
+# Helpers for the tests of mqtt.robust: a clock the test moves by hand (with ticks wrap), a
+# fake WLAN station, and a deterministic random source.
+import time
+
+
+class FakeClock:
+    """ticks_ms/ticks_add/ticks_diff with MicroPython semantics over a period of 2**bits
+    (2**30 as on the ESP32). Time only moves when the test calls advance(), or, with
+    follow_real=True, also as real time passes (so socket timeouts and our deadlines agree)."""
+
+    def __init__(self, start=0, bits=30, follow_real=False):
+        self.period = 1 << bits
+        self._mask = self.period - 1
+        self._half = self.period >> 1
+        self._t = start & self._mask
+        self._real = time.ticks_ms() if follow_real else None
+
+    def ticks_ms(self):
+        if self._real is not None:
+            r = time.ticks_ms()
+            self._t = (self._t + time.ticks_diff(r, self._real)) & self._mask
+            self._real = r
+        return self._t
+
+    def ticks_add(self, t, d):
+        return (t + d) & self._mask
+
+    def ticks_diff(self, a, b):
+        return ((a - b + self._half) & self._mask) - self._half
+
+    def advance(self, ms):
+        self._t = (self._t + ms) & self._mask
+
+    # Some code sleeps through the clock object; keep it honest with a fake.
+    def sleep_ms(self, ms):
+        self.advance(ms)
+
+
+class FakeWLAN:
+    """The part of network.WLAN(STA_IF) the wrapper may use. Counts calls that would
+    bounce the radio, which the wrapper must never make."""
+
+    def __init__(self, up=True):
+        self.up = up
+        self.polls = 0
+        self.bounces = 0
+
+    def isconnected(self):
+        self.polls += 1
+        return self.up
+
+    def status(self, *a):
+        return 1010 if self.up else 1000
+
+    def active(self, *a):
+        if a:
+            self.bounces += 1
+        return True
+
+    def connect(self, *a, **k):
+        self.bounces += 1
+
+    def disconnect(self):
+        self.bounces += 1
+
+
+class SeqRNG:
+    """rng(n) -> int in [0, n): a fixed fraction of n (0.0 .. 1.0), or the given sequence."""
+
+    def __init__(self, frac=0.5):
+        self.frac = frac
+        self.calls = []
+
+    def __call__(self, n):
+        self.calls.append(n)
+        v = int(n * self.frac)
+        return v if v < n else n - 1
+
+
+def heap():
+    import gc
+
+    gc.collect()
+    return gc.mem_alloc()
+
+
+def pump(c, clock=None, ms=0, until=None, step_ms=10, limit_ms=5000):
+    """Call c.step() repeatedly (sleeping step_ms real ms between calls and advancing a
+    fake clock by ms per call if given) until until() is true or limit_ms of real time pass.
+    Returns the real ms taken; fails if the limit passes."""
+    t0 = time.ticks_ms()
+    while True:
+        c.step()
+        if until is not None and until():
+            return time.ticks_diff(time.ticks_ms(), t0)
+        if time.ticks_diff(time.ticks_ms(), t0) > limit_ms:
+            raise AssertionError("condition not met within %d ms; status %r" % (limit_ms, c.status()))
+        if clock is not None and ms:
+            clock.advance(ms)
+        if step_ms:
+            time.sleep_ms(step_ms)
