@@ -1,0 +1,81 @@
+"""ROHM BH1750FVI ambient light sensor on I2C (0x23 with ADDR low, 0x5C with ADDR high).
+
+One-time measurement modes (datasheet page 5, instruction set): the chip measures once and
+powers down, so nothing is drawn between readings. lx = count / 1.2 * (69 / MTreg), halved again
+in H-resolution mode 2 (page 11). The chip has no id register: an ACK to "power on" is taken as
+presence.
+
+    from sensors.bh1750 import BH1750
+    s = BH1750(i2c, address=0x23)
+    s.read()                               # {"illuminance": 28066.7}
+"""
+
+import time
+from micropython import const
+
+_CMD_POWER_ON = const(0x01)
+_CMD_RESET = const(0x07)
+_MTREG_DEFAULT = const(69)
+
+# mode -> (one-time opcode, max measurement ms at MTreg 69 (page 2 electrical characteristics))
+_MODES = {
+    "high": (0x20, 180),  # H-resolution, 1 lx, 120 ms typ / 180 ms max
+    "high2": (0x21, 180),  # H-resolution mode 2, 0.5 lx
+    "low": (0x23, 24),  # L-resolution, 4 lx, 16 ms typ / 24 ms max
+}
+
+
+class BH1750:
+    QUANTITIES = ("illuminance",)
+    NAME = "BH1750"
+
+    def __init__(self, i2c, address=0x23, mode="high", mtreg=_MTREG_DEFAULT):
+        if mode not in _MODES:
+            raise ValueError("BH1750: mode must be high, high2 or low, got %r" % (mode,))
+        if not 31 <= mtreg <= 254:
+            raise ValueError("BH1750: mtreg must be 31..254, got %r" % (mtreg,))
+        self._i2c = i2c
+        self._addr = address
+        self._what = "BH1750 at 0x%02x" % address
+        self._cmd = bytearray(1)
+        self._buf = bytearray(2)
+        self._opcode, ms = _MODES[mode]
+        self._mtreg = mtreg
+        self._half = mode == "high2"
+        self.conversion_ms = (ms * mtreg + 68) // 69  # time scales with MTreg (page 11)
+        self._started = False
+        try:
+            self._command(_CMD_POWER_ON)
+        except OSError:
+            raise OSError("no %s" % self._what)
+        self._command(_CMD_RESET)  # clears the data register (only valid while powered on)
+        if mtreg != _MTREG_DEFAULT:
+            # Change measurement time: 01000_MT[7:5] then 011_MT[4:0] (page 11)
+            self._command(0x40 | (mtreg >> 5))
+            self._command(0x60 | (mtreg & 0x1F))
+
+    def _command(self, c):
+        self._cmd[0] = c
+        self._i2c.writeto(self._addr, self._cmd)
+
+    def start(self):
+        """Trigger one one-time measurement; read() it after conversion_ms."""
+        self._command(self._opcode)
+        self._started = True
+
+    def read(self):
+        """{"illuminance": lx}; blocks up to conversion_ms unless start() came first."""
+        if not self._started:
+            self.start()
+            time.sleep_ms(self.conversion_ms)
+        self._started = False
+        self._i2c.readfrom_into(self._addr, self._buf)
+        return {"illuminance": lux((self._buf[0] << 8) | self._buf[1], self._mtreg, self._half)}
+
+
+def lux(count, mtreg=_MTREG_DEFAULT, half=False):
+    """Illuminance in lx from the 16-bit count (page 7: count / 1.2, scaled by 69 / MTreg)."""
+    v = count * 69 / (1.2 * mtreg)
+    if half:
+        v /= 2
+    return round(v, 1)

@@ -1,0 +1,110 @@
+"""A debounced digital input (door contact, button) and a pulse counter (rain gauge, meter).
+
+DigitalInput samples the pin on read() and an edge IRQ restarts the debounce window, so a level
+only counts once it has been steady for debounce_ms. PulseCounter counts edges in an IRQ
+handler that never allocates (safe as a hard IRQ) and ignores edges closer than debounce_ms
+(a reed switch bounces for a few ms).
+
+    from sensors.digital import DigitalInput, PulseCounter
+    door = DigitalInput(machine.Pin(27), pull="up", invert=True)
+    door.read()                                  # {"state": 1}
+    rain = PulseCounter(machine.Pin(26), scale=0.2794, debounce_ms=50)   # mm per tip
+    rain.read()                                  # {"count": 12, "total": 3.353}
+"""
+
+import time
+from machine import Pin
+
+
+def _pull(pull):
+    if pull is None:
+        return None
+    if pull == "up":
+        return Pin.PULL_UP
+    if pull == "down":
+        return Pin.PULL_DOWN
+    raise ValueError("pull must be 'up', 'down' or None, got %r" % (pull,))
+
+
+class DigitalInput:
+    QUANTITIES = ("state",)
+    NAME = "digital"
+    conversion_ms = 0
+
+    def __init__(self, pin, pull=None, invert=False, debounce_ms=20):
+        if not 0 <= debounce_ms <= 10000:
+            raise ValueError("digital: debounce_ms must be 0..10000, got %r" % (debounce_ms,))
+        pin.init(Pin.IN, _pull(pull))
+        self._pin = pin
+        self._inv = 1 if invert else 0
+        self._db = debounce_ms
+        self._since = time.ticks_ms()
+        self._cand = self._stable = pin.value() ^ self._inv
+        self.changes = 0
+        self._irq_h = self._edge  # bound once: the handler itself must not allocate
+        pin.irq(handler=self._irq_h, trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING)
+
+    def _edge(self, _pin):
+        self._since = time.ticks_ms()
+
+    def start(self):
+        """Nothing to start."""
+
+    def value(self):
+        """The debounced level (after invert)."""
+        raw = self._pin.value() ^ self._inv
+        now = time.ticks_ms()
+        if raw != self._cand:
+            self._cand = raw
+            self._since = now
+        elif raw != self._stable and time.ticks_diff(now, self._since) >= self._db:
+            self._stable = raw
+            self.changes += 1
+        return self._stable
+
+    def read(self):
+        return {"state": self.value()}
+
+
+class PulseCounter:
+    QUANTITIES = ("count", "total")
+    NAME = "pulse"
+    conversion_ms = 0
+
+    def __init__(self, pin, edge="falling", pull="up", debounce_ms=0, scale=1.0):
+        if edge == "falling":
+            trig = Pin.IRQ_FALLING
+        elif edge == "rising":
+            trig = Pin.IRQ_RISING
+        else:
+            raise ValueError("pulse: edge must be 'falling' or 'rising', got %r" % (edge,))
+        if not 0 <= debounce_ms <= 10000:
+            raise ValueError("pulse: debounce_ms must be 0..10000, got %r" % (debounce_ms,))
+        pin.init(Pin.IN, _pull(pull))
+        self._pin = pin
+        self._db = debounce_ms
+        self.scale = scale
+        self._count = 0
+        self._last = time.ticks_add(time.ticks_ms(), -debounce_ms)
+        self._irq_h = self._edge
+        pin.irq(handler=self._irq_h, trigger=trig)
+
+    def _edge(self, _pin):
+        # IRQ context: small ints only, no allocation.
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._last) >= self._db:
+            self._count += 1
+            self._last = now
+
+    def start(self):
+        """Nothing to start."""
+
+    def count(self):
+        return self._count
+
+    def reset(self):
+        self._count = 0
+
+    def read(self):
+        n = self._count
+        return {"count": n, "total": round(n * self.scale, 4)}

@@ -1,0 +1,85 @@
+"""Sensirion SHT3x (SHT30/31/35) temperature and humidity on I2C, single-shot mode.
+
+Single shot without clock stretching (datasheet section 4.3, table 9): the chip NACKs its read
+header while it is measuring, so a too-early read() surfaces as OSError(ENODEV). Each 16-bit word
+comes with a CRC-8 (section 4.12) that is checked; a mismatch raises sensors.crc.CRCError.
+
+    from sensors.sht3x import SHT3x
+    s = SHT3x(i2c, address=0x44)           # 0x45 with ADDR high
+    s.read()                               # {"temperature": 21.53, "humidity": 45.2}
+"""
+
+import time
+from micropython import const
+
+from sensors.crc import check_words
+
+_CMD_SOFT_RESET = const(0x30A2)  # section 4.9
+_CMD_READ_STATUS = const(0xF32D)  # section 4.11
+_CMD_CLEAR_STATUS = const(0x3041)
+
+# repeatability -> (single shot command, no clock stretching; max duration ms), table 9 and 4
+_MODES = {
+    "high": (0x2400, 16),  # 15.5 ms max
+    "medium": (0x240B, 7),  # 6.5 ms max
+    "low": (0x2416, 5),  # 4.5 ms max
+}
+
+
+class SHT3x:
+    QUANTITIES = ("temperature", "humidity")
+    NAME = "SHT3x"
+
+    def __init__(self, i2c, address=0x44, repeatability="high"):
+        if repeatability not in _MODES:
+            raise ValueError("SHT3x: repeatability must be high, medium or low, got %r" % (repeatability,))
+        self._i2c = i2c
+        self._addr = address
+        self._what = "SHT3x at 0x%02x" % address
+        self._cmd_meas, self.conversion_ms = _MODES[repeatability]
+        self._cmd = bytearray(2)
+        self._buf = bytearray(6)
+        self._status = memoryview(self._buf)[:3]
+        self._started = False
+        # The status register is the only identification the SHT3x offers: a chip that ACKs
+        # and answers with a valid CRC is taken as an SHT3x.
+        try:
+            self._command(_CMD_SOFT_RESET)
+        except OSError:
+            raise OSError("no %s" % self._what)
+        time.sleep_ms(2)  # soft reset time 1.5 ms max, table 4
+        try:
+            self._command(_CMD_READ_STATUS)
+            i2c.readfrom_into(address, self._status)
+        except OSError:
+            raise OSError("no %s" % self._what)
+        check_words(self._buf, 1, self._what)
+
+    def _command(self, cmd):
+        self._cmd[0] = cmd >> 8
+        self._cmd[1] = cmd & 0xFF
+        self._i2c.writeto(self._addr, self._cmd)
+
+    def start(self):
+        """Trigger one single-shot measurement; read() it after conversion_ms."""
+        self._command(self._cmd_meas)
+        self._started = True
+
+    def read(self):
+        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless start() came first."""
+        if not self._started:
+            self.start()
+            time.sleep_ms(self.conversion_ms)
+        self._started = False
+        b = self._buf
+        self._i2c.readfrom_into(self._addr, b)
+        check_words(b, 2, self._what)
+        return decode(b)
+
+
+def decode(b):
+    """Temperature and humidity from the 6 bytes T, crc, RH, crc (section 4.13)."""
+    st = (b[0] << 8) | b[1]
+    srh = (b[3] << 8) | b[4]
+    # T = -45 + 175 * St / (2^16 - 1); RH = 100 * Srh / (2^16 - 1)
+    return {"temperature": round(-45 + 175 * st / 65535, 2), "humidity": round(100 * srh / 65535, 2)}

@@ -1,0 +1,84 @@
+"""Sensirion SHT4x (SHT40/41/45) temperature and humidity on I2C.
+
+One byte commands (datasheet section 4.5, table 7); the answer is two CRC-protected words
+(section 4.4). The chip NACKs a read while it is still measuring, so a too-early read()
+surfaces as OSError(ENODEV). Its serial number (command 0x89) identifies it at construction.
+
+    from sensors.sht4x import SHT4x
+    s = SHT4x(i2c, address=0x44)
+    s.read()                               # {"temperature": 21.53, "humidity": 45.2}
+"""
+
+import time
+from micropython import const
+
+from sensors.crc import check_words
+
+_CMD_SERIAL = const(0x89)
+_CMD_SOFT_RESET = const(0x94)
+
+# precision -> (command, max duration in ms), table 4 and 7
+_MODES = {
+    "high": (0xFD, 9),  # 8.3 ms max
+    "medium": (0xF6, 5),  # 4.5 ms max
+    "low": (0xE0, 2),  # 1.6 ms max
+}
+
+
+class SHT4x:
+    QUANTITIES = ("temperature", "humidity")
+    NAME = "SHT4x"
+
+    def __init__(self, i2c, address=0x44, precision="high"):
+        if precision not in _MODES:
+            raise ValueError("SHT4x: precision must be high, medium or low, got %r" % (precision,))
+        self._i2c = i2c
+        self._addr = address
+        self._what = "SHT4x at 0x%02x" % address
+        self._cmd_meas, self.conversion_ms = _MODES[precision]
+        self._cmd = bytearray(1)
+        self._buf = bytearray(6)
+        self._started = False
+        try:
+            self._command(_CMD_SOFT_RESET)
+            time.sleep_ms(1)  # soft reset time 1 ms max, table 5
+            self._command(_CMD_SERIAL)
+            time.sleep_ms(1)
+            i2c.readfrom_into(address, self._buf)
+        except OSError:
+            raise OSError("no %s" % self._what)
+        check_words(self._buf, 2, self._what)
+        self.serial = (self._buf[0] << 24) | (self._buf[1] << 16) | (self._buf[3] << 8) | self._buf[4]
+
+    def _command(self, cmd):
+        self._cmd[0] = cmd
+        self._i2c.writeto(self._addr, self._cmd)
+
+    def start(self):
+        """Trigger one measurement; read() it after conversion_ms."""
+        self._command(self._cmd_meas)
+        self._started = True
+
+    def read(self):
+        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless start() came first."""
+        if not self._started:
+            self.start()
+            time.sleep_ms(self.conversion_ms)
+        self._started = False
+        b = self._buf
+        self._i2c.readfrom_into(self._addr, b)
+        check_words(b, 2, self._what)
+        return decode(b)
+
+
+def decode(b):
+    """Temperature and humidity from T, crc, RH, crc (section 4.6)."""
+    st = (b[0] << 8) | b[1]
+    srh = (b[3] << 8) | b[4]
+    # RH = -6 + 125 * Srh / (2^16 - 1), cropped to 0..100 as section 4.6 recommends
+    rh = -6 + 125 * srh / 65535
+    if rh < 0:
+        rh = 0.0
+    elif rh > 100:
+        rh = 100.0
+    return {"temperature": round(-45 + 175 * st / 65535, 2), "humidity": round(rh, 2)}
