@@ -30,7 +30,7 @@ TYPES = {
     "dht22": ("pin", ("temperature", "humidity")),
     "adc": ("adc", ("voltage",)),
     "digital": ("pin", ("state",)),
-    "pulse": ("pin", ("count",)),
+    "pulse": ("pin", ("count", "total")),
 }
 
 # Default subtopic per quantity (under the base topic): Erdgeschoss/Wohnzimmer/Temp
@@ -42,9 +42,10 @@ SUBTOPIC = {
     "voltage": "Volt",
     "state": "State",
     "count": "Count",
+    "total": "Total",
 }
 DECIMALS = {"temperature": 1, "humidity": 0, "pressure": 1, "illuminance": 0, "voltage": 2,
-            "state": 0, "count": 0}
+            "state": 0, "count": 0, "total": 3}
 
 FILTERS = ("median", "average", "ema", "delta", "throttle", "heartbeat", "clamp", "round")
 

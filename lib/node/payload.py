@@ -6,7 +6,7 @@ or absurd reading can never reach the broker as a number.
     t = Topics("Erdgeschoss/Wohnzimmer")
     t.value("Temp")            # "Erdgeschoss/Wohnzimmer/Temp"
     fmt(21.48, 1)              # "21.5"
-    record({"Temp": "21.5"}, 1763784000, "bme280")   # '{"t":1763784000,"s":"bme280","Temp":21.5}'
+    record([("Temp", "21.5")], 1763784000, "bme280")   # '{"t":1763784000,"s":"bme280","Temp":21.5}'
 """
 
 import math
@@ -60,7 +60,8 @@ def _esc(s):
 def record(values, t=None, sensor=None, up=None):
     """One JSON object text with formatted values; `t` Unix seconds or None when unsynced.
 
-    `values` maps key -> formatted string from fmt() (so decimals are exactly as published).
+    `values` is a list of (key, formatted string from fmt()) pairs, kept in that order (a
+    MicroPython dict has no stable order), so decimals are exactly as published.
     """
     parts = []
     if t is not None:
@@ -71,8 +72,8 @@ def record(values, t=None, sensor=None, up=None):
             parts.append('"up":%d' % up)
     if sensor is not None:
         parts.append('"s":"%s"' % _esc(sensor))
-    for k in values:
-        parts.append('"%s":%s' % (_esc(k), values[k]))
+    for k, v in values:
+        parts.append('"%s":%s' % (_esc(k), v))
     return "{" + ",".join(parts) + "}"
 
 
