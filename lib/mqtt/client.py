@@ -1,0 +1,569 @@
+# MQTT 3.1.1 client for MicroPython; see lib/mqtt/README.md for the full API.
+"""MQTT 3.1.1 client, umqtt.simple-compatible, that never hangs and never lies.
+
+Every socket operation is bounded by ``timeout`` (seconds, option), PINGREQ is sent by
+check_msg/wait_msg/publish when the link has been quiet for keepalive/2, and a missing
+PINGRESP or ack raises OSError(ETIMEDOUT), so a half-open link is found within 1 x keepalive
+(plus the caller's polling period). DNS (getaddrinfo) still blocks: set ``c.addr`` to skip it.
+Connection faults raise OSError; protocol faults (malformed packet, refusal) raise
+MQTTException; both close the socket.
+
+    from mqtt.client import MQTTClient
+    c = MQTTClient("node1", "broker.lan", keepalive=30, max_inflight=8)
+    c.set_callback(lambda topic, msg: print(topic, msg))
+    c.connect()
+    c.subscribe(b"cmd/#", 1)
+    c.publish(b"t/temp", b"21.5", qos=1)
+    c.check_msg()
+
+Options (keywords after ssl_params): timeout=10 (s, every socket op, CONNACK and acks),
+max_inflight=1 (QoS>0 window; 1 = publish returns after the handshake, like umqtt),
+max_packet=8192 (inbound; larger packets are drained, counted in ``dropped`` and passed to
+on_drop(size), QoS>0 ones still acked), ticks=time.ticks_ms (injectable clock),
+sock_factory=f(client, timeout) -> connected stream (injectable socket), on_ack=f(pid, kind),
+on_drop=f(size), wbuf=256 (bytes preallocated for outgoing packets).
+
+Hooks for a wrapper (lib/mqtt/robust.py):
+- on_ack(pid, kind) is called when an ack completes ``pid``: kind is the packet type
+  0x40 PUBACK, 0x70 PUBCOMP, 0x90 SUBACK, 0xB0 UNSUBACK.
+- ``inflight`` is a dict pid -> packet type still expected (0x40, 0x50 PUBREC, 0x70, 0x90,
+  0xB0); connect() clears it, so snapshot it before reconnecting.
+- publish(topic, msg, retain, qos, pid=n, dup=True) resends with the same id (MQTT-3.3.1-1);
+  pubrel(pid) resends a PUBREL for a QoS 2 message whose PUBREC had arrived (state 0x70).
+  publish returns the packet id (0 for QoS 0).
+- begin_connect(clean_session, timeout) opens the link and sends CONNECT; finish_connect()
+  reads the CONNACK (poll ``c.sock`` first to avoid blocking); connect() does both.
+- ``addr`` caches the resolved address (None: resolve on next connect); ``sock`` is None
+  when not connected; ``stray`` counts acks matching nothing; ``rx_flags`` holds the first
+  byte of the PUBLISH being delivered (retain bit 0, QoS bits 1-2, DUP bit 3).
+- OSError means the connection failed (retry); MQTTException carries ``code``: 1..5 CONNACK
+  refusal, 0x80 SUBACK failure, or a str reason for a protocol violation.
+"""
+
+from micropython import const
+import socket
+import select
+from time import ticks_ms, ticks_diff
+from errno import ETIMEDOUT, ECONNRESET, ENOTCONN
+
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_PUBREC = const(0x50)
+_PUBREL = const(0x60)
+_PUBCOMP = const(0x70)
+_SUBACK = const(0x90)
+_UNSUBACK = const(0xB0)
+_PINGRESP = const(0xD0)
+_RBUF = const(64)
+_RX2_MAX = const(64)
+
+
+class MQTTException(Exception):
+    # args[0] is the code, as in umqtt.simple: CONNACK refusal 1..5, SUBACK 0x80, or a reason.
+    @property
+    def code(self):
+        return self.args[0]
+
+
+def _b(s):
+    # Topics, payloads, ids and credentials may be str or bytes.
+    return s.encode() if isinstance(s, str) else s
+
+
+def _hdr(b, t, n):
+    # Fixed header: type byte and the Remaining Length varint (MQTT 2.2.3, at most 4 bytes).
+    if n > 268435455:
+        raise ValueError(n)
+    b[0] = t
+    i = 1
+    while n > 0x7F:
+        b[i] = (n & 0x7F) | 0x80
+        n >>= 7
+        i += 1
+    b[i] = n
+    return i + 1
+
+
+class MQTTClient:
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=60,
+                 ssl=None, ssl_params={}, **kw):
+        if not port:
+            port = 8883 if ssl else 1883
+        if password is not None and user is None:
+            raise ValueError("password without user")  # MQTT-3.1.2-22
+        if not 0 <= keepalive <= 65535:
+            raise ValueError(keepalive)
+        self.client_id = _b(client_id)
+        self.server = server
+        self.port = port
+        self.user = user
+        self.pswd = password
+        self.keepalive = keepalive
+        self.ssl = ssl
+        self.ssl_params = ssl_params
+        self.cb = None
+        self.lw_topic = None
+        self.sock = None
+        self.addr = None
+        self.pid = 0
+        self.inflight = {}
+        self.stray = 0
+        self.dropped = 0
+        self.rx_flags = 0
+        self._rx2 = set()  # inbound QoS 2 ids between PUBREC and PUBREL (exactly once)
+        g = kw.get
+        self.timeout = g("timeout", 10)
+        self.max_inflight = g("max_inflight", 1)
+        self.max_packet = g("max_packet", 8192)
+        self.ticks = g("ticks", ticks_ms)
+        self.sock_factory = g("sock_factory")
+        self.on_ack = g("on_ack")
+        self.on_drop = g("on_drop")
+        self._wb = bytearray(g("wbuf", 256))
+        self._rb = bytearray(_RBUF)
+        self._rmv = memoryview(self._rb)
+        self._ab = bytearray(4)
+
+    def set_callback(self, f):
+        self.cb = f
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        if not (0 <= qos <= 2 and topic):
+            raise ValueError(qos)
+        self.lw_topic = _b(topic)
+        self.lw_msg = _b(msg)
+        self.lw_qos = qos
+        self.lw_retain = retain
+
+    # --- connection ---
+    def begin_connect(self, clean_session=True, timeout=None):
+        self._close()
+        t = self.timeout if timeout is None else timeout
+        f = self.sock_factory
+        if f:
+            s = f(self, t)
+        else:
+            a = self.addr
+            if not a:
+                a = self.addr = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
+            s = socket.socket(a[0], socket.SOCK_STREAM, a[2])
+            try:
+                s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: same numbers on Linux and lwIP
+            except OSError:
+                pass
+        self._raw = s
+        try:
+            s.settimeout(t)  # bounds connect, TLS handshake and CONNACK
+            if not f:
+                s.connect(a[-1])
+            if self.ssl:
+                s = self._tls(s)
+        except Exception:
+            s.close()
+            raise
+        self.sock = s
+        self._t = int(t * 1000)
+        self._p = select.poll()
+        self._p.register(s, select.POLLIN)
+        self.inflight.clear()
+        self._pt = None  # ticks when an unanswered PINGREQ was sent
+        self._rx = self._tx = self._ack_t = self.ticks()
+        self._clean = clean_session
+        # CONNECT, MQTT 3.1.2: protocol name, level 4, flags, keepalive; payload 3.1.3.
+        fl = 2 if clean_session else 0
+        p = [self.client_id]
+        if self.lw_topic:
+            fl |= 4 | self.lw_qos << 3 | (self.lw_retain and 0x20)
+            p += [self.lw_topic, self.lw_msg]
+        if self.user is not None:
+            fl |= 0x80
+            p.append(_b(self.user))
+            if self.pswd is not None:
+                fl |= 0x40
+                p.append(_b(self.pswd))
+        k = self.keepalive
+        self._pkt(0x10, bytes((0, 4, 77, 81, 84, 84, 4, fl, k >> 8, k & 255)), p)
+
+    def finish_connect(self):
+        b = self._rd(2)
+        if b[0] != 0x20 or b[1] != 2:
+            self._bad("expected CONNACK")  # MQTT-3.2.0-1: the first packet from the server
+        b = self._rd(2)
+        sp = b[0]
+        if sp > 1:  # MQTT 3.2.2.1: flags bits 7-1 reserved
+            self._bad("bad CONNACK")
+        if b[1]:
+            self._close()
+            raise MQTTException(b[1])  # 1..5: refused (MQTT 3.2.2.3)
+        if sp and self._clean:
+            self._bad("session present on clean session")  # MQTT-3.2.2-1
+        if not sp:
+            self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
+        self._raw.settimeout(self.timeout)
+        self._t = int(self.timeout * 1000)
+        self._rx = self.ticks()
+        return sp
+
+    def connect(self, clean_session=True, timeout=None):
+        self.begin_connect(clean_session, timeout)
+        return self.finish_connect()
+
+    def _tls(self, s):
+        import ssl  # lazy: only TLS nodes pay for it
+
+        c = self.ssl
+        p = self.ssl_params
+        if c is True:
+            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ca = p.get("cafile")
+            if ca or "cadata" in p:
+                c.load_verify_locations(cafile=ca, cadata=p.get("cadata"))
+            c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca or "cadata" in p else ssl.CERT_NONE)
+            if "certfile" in p:
+                c.load_cert_chain(p["certfile"], p.get("keyfile"))
+        return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))
+
+    def _close(self):
+        s = self.sock
+        self.sock = None
+        self._p = None
+        if s:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def disconnect(self):
+        try:
+            self._wr(b"\xe0\0", 2)
+        except OSError:
+            pass  # closing anyway; the will is then published by the broker
+        self._close()
+
+    def is_connected(self):
+        return self.sock is not None
+
+    # --- low-level I/O: every path closes the socket on failure ---
+    def _bad(self, why):
+        self._close()
+        raise MQTTException(why)
+
+    def _fail(self, e):
+        self._close()
+        raise OSError(e)
+
+    def _wr(self, b, n):
+        s = self.sock
+        if not s:
+            raise OSError(ENOTCONN)
+        try:
+            r = s.write(b, n)
+            while r is not None and r < n:  # partial write (timeout): finish or fail
+                k = s.write(memoryview(b)[r:n])
+                r = None if not k else r + k
+        except OSError:
+            self._close()
+            raise
+        if r is None:
+            self._fail(ETIMEDOUT)
+        self._tx = self.ticks()
+
+    def _rd(self, n):
+        # Read exactly n (<= _RBUF) bytes into the preallocated buffer.
+        b = self._rb
+        i = 0
+        while i < n:
+            try:
+                r = self.sock.readinto(self._rmv[i:n] if i else b, n)
+            except OSError:
+                self._close()
+                raise
+            if not r:  # None: timed out mid-packet; 0: peer closed
+                self._fail(ECONNRESET if r == 0 else ETIMEDOUT)
+            i += r
+        return b
+
+    def _read(self, n):
+        d = b""
+        while len(d) < n:
+            try:
+                r = self.sock.read(n - len(d))
+            except OSError:
+                self._close()
+                raise
+            if not r:
+                self._fail(ECONNRESET if r == b"" else ETIMEDOUT)
+            d = d + r if d else r
+        return d
+
+    def _drain(self, n):
+        # Skip n bytes without allocating (oversize inbound packet).
+        while n > 0:
+            k = n if n < _RBUF else _RBUF
+            self._rd(k)
+            n -= k
+
+    def _u16(self):
+        b = self._rd(2)
+        return b[0] << 8 | b[1]
+
+    def _pkt(self, t, head, strs, tail=-1):
+        # Build a packet in the write buffer (a bigger one only if it does not fit), one write.
+        n = len(head) + (tail >= 0)
+        for s in strs:
+            if len(s) > 65535:
+                raise ValueError(len(s))
+            n += 2 + len(s)
+        b = self._wb
+        if n + 5 > len(b):
+            b = bytearray(n + 5)
+        i = _hdr(b, t, n)
+        k = len(head)
+        b[i : i + k] = head
+        i += k
+        for s in strs:
+            k = len(s)
+            b[i] = k >> 8
+            b[i + 1] = k & 255
+            b[i + 2 : i + 2 + k] = s
+            i += 2 + k
+        if tail >= 0:
+            b[i] = tail
+            i += 1
+        self._wr(b, i)
+
+    def _ack(self, t, pid):
+        a = self._ab
+        a[0] = t
+        a[1] = 2
+        a[2] = pid >> 8
+        a[3] = pid & 255
+        self._wr(a, 4)
+
+    def _newpid(self):
+        # MQTT-2.3.1-1: ids run 1..65535, never 0, never one still in use.
+        p = self.pid
+        while True:
+            p = p % 65535 + 1
+            if p not in self.inflight:
+                self.pid = p
+                return p
+
+    def _due(self):
+        # Keepalive and ack deadlines; returns ms until the next one. Sends PINGREQ after
+        # keepalive/2 of silence either way (MQTT-3.1.2-23 wants one within keepalive) and
+        # fails when its PINGRESP or an expected ack is late, closing the socket.
+        if not self.sock:
+            raise OSError(ENOTCONN)
+        now = self.ticks()
+        w = self._t
+        if self.inflight:
+            d = w - ticks_diff(now, self._ack_t)
+            if d <= 0:
+                self._fail(ETIMEDOUT)
+            w = d
+        k = self.keepalive * 500
+        if k:
+            if self._pt is None:
+                d = k - max(ticks_diff(now, self._rx), ticks_diff(now, self._tx))
+                if d <= 0:
+                    self.ping()
+                    d = k
+            else:
+                d = k - ticks_diff(now, self._pt)
+                if d <= 0:
+                    self._fail(ETIMEDOUT)  # MQTT 3.1.2.10: no PINGRESP, link is dead
+            if d < w:
+                w = d
+        return w
+
+    def _step(self, ms=-1):
+        # Wait up to ms (or the next deadline) for one packet and process it.
+        w = self._due()
+        if 0 <= ms < w:
+            w = ms
+        for _ in self._p.ipoll(w):
+            return self._recv()
+
+    # --- inbound ---
+    def _recv(self):
+        b = self._rd(2)
+        op = b[0]
+        n = b[1]
+        if n & 0x80:  # Remaining Length continues (MQTT 2.2.3)
+            n = (n & 0x7F) | self._rlen(7)
+        self._rx = self.ticks()
+        t = op & 0xF0
+        if t == _PUBLISH:
+            self._pub_in(op, n)
+            return t
+        if op != (0x62 if t == _PUBREL else t):
+            self._bad("bad flags %02x" % op)  # MQTT-2.2.2-2
+        if t == _PINGRESP and not n:
+            self._pt = None
+            return t
+        if t == _SUBACK and n >= 3:
+            pid = self._u16()
+            self._rc = self._rd(1)[0]
+            self._drain(n - 3)  # more return codes than we asked for
+        elif _PUBACK <= t <= _PUBCOMP or t == _UNSUBACK:
+            if n != 2:
+                self._bad("bad length %02x" % op)
+            pid = self._u16()
+            if t == _PUBREL:
+                self._rx2.discard(pid)
+                self._ack(0x70, pid)  # MQTT-3.6.4-1: always answer PUBREL
+                return t
+        else:
+            self._bad("unexpected %02x" % op)
+        f = self.inflight
+        if f.get(pid) != t:
+            self.stray += 1  # late/duplicate ack: consumed so the stream stays in sync
+            return t
+        self._ack_t = self._rx
+        if t == _PUBREC:
+            f[pid] = _PUBCOMP
+            self._ack(0x62, pid)  # MQTT-3.6.1-1: PUBREL flags 0010
+            return t
+        del f[pid]
+        if self.on_ack:
+            self.on_ack(pid, t)
+        return t
+
+    def _rlen(self, sh):
+        n = 0
+        while True:
+            c = self._rd(1)[0]
+            n |= (c & 0x7F) << sh
+            if not c & 0x80:
+                return n
+            sh += 7
+            if sh > 21:
+                self._bad("bad remaining length")  # more than 4 bytes
+
+    def _pub_in(self, op, n):
+        q = op >> 1 & 3
+        if q == 3 or n < 3:
+            self._bad("bad PUBLISH")  # MQTT-3.3.1-4
+        sz = n
+        big = n > self.max_packet
+        tl = self._u16()
+        n -= 2 + tl + (q and 2)
+        if not tl or n < 0:
+            self._bad("bad topic length")  # MQTT-4.7.3-1: topic has at least one char
+        if big:
+            self._drain(tl)
+        else:
+            topic = self._read(tl)
+        pid = 0
+        if q:
+            pid = self._u16()
+            if not pid:
+                self._bad("PUBLISH id 0")  # MQTT-2.3.1-1
+        if big:
+            self._drain(n)
+            self.dropped += 1
+            if self.on_drop:
+                self.on_drop(sz)
+        else:
+            msg = self._read(n)
+            # MQTT 4.3.3 method B: a QoS 2 id seen before PUBREL is a redelivery.
+            if (q < 2 or pid not in self._rx2) and self.cb:
+                self.rx_flags = op
+                self.cb(topic, msg)
+        if q == 2:
+            if len(self._rx2) >= _RX2_MAX and pid not in self._rx2:
+                self._bad("too many QoS 2 in flight")
+            self._rx2.add(pid)
+            self._ack(0x50, pid)
+        elif q:
+            self._ack(0x40, pid)
+
+    # --- public operations ---
+    def ping(self):
+        self._wr(b"\xc0\0", 2)
+        if self._pt is None:
+            self._pt = self._tx
+
+    def publish(self, topic, msg, retain=False, qos=0, pid=0, dup=False):
+        topic = _b(topic)
+        msg = _b(msg)
+        if not 0 <= qos <= 2:
+            raise ValueError(qos)
+        self._due()
+        f = self.inflight
+        if qos:
+            while len(f) >= self.max_inflight:  # window full: take acks (bounded by _due)
+                self._step()
+            if not pid:
+                pid = self._newpid()
+            if not f:
+                self._ack_t = self.ticks()
+            f[pid] = _PUBACK if qos == 1 else _PUBREC
+        tl = len(topic)
+        ml = len(msg)
+        q2 = 2 if qos else 0
+        if tl > 65535:
+            raise ValueError(tl)
+        b = self._wb
+        i = _hdr(b, _PUBLISH | dup << 3 | qos << 1 | retain, 2 + tl + q2 + ml)
+        b[i] = tl >> 8
+        b[i + 1] = tl & 255
+        i += 2
+        n = i + tl + q2 + ml
+        if n <= len(b):
+            b[i : i + tl] = topic
+            i += tl
+            if qos:
+                b[i] = pid >> 8
+                b[i + 1] = pid & 255
+            b[n - ml : n] = msg
+            self._wr(b, n)
+        else:  # larger than the buffer: no copy, a few writes instead
+            self._wr(b, i)
+            self._wr(topic, tl)
+            if qos:
+                b[0] = pid >> 8
+                b[1] = pid & 255
+                self._wr(b, 2)
+            self._wr(msg, ml)
+        if qos and self.max_inflight == 1:
+            while pid in f:  # umqtt semantics: return after the ack, bounded by timeout
+                self._step()
+        return pid
+
+    def pubrel(self, pid):
+        self.inflight[pid] = _PUBCOMP
+        self._ack(0x62, pid)
+
+    def _sub(self, t, topic, qos):
+        self._due()
+        pid = self._newpid()
+        if not self.inflight:
+            self._ack_t = self.ticks()
+        self.inflight[pid] = (t & 0xF0) + 0x10  # SUBACK / UNSUBACK
+        self._pkt(t, bytes((pid >> 8, pid & 255)), [_b(topic)], qos)
+        while pid in self.inflight:
+            self._step()
+
+    def subscribe(self, topic, qos=0):
+        if not 0 <= qos <= 2:
+            raise ValueError(qos)
+        self._sub(0x82, topic, qos)
+        if self._rc & 0x80:
+            raise MQTTException(self._rc)  # SUBACK failure (MQTT 3.9.3)
+        return self._rc
+
+    def unsubscribe(self, topic):
+        self._sub(0xA2, topic, -1)
+
+    def wait_msg(self):
+        # Block until one packet has been processed (keepalive handled while waiting).
+        while True:
+            r = self._step()
+            if r:
+                return r
+
+    def check_msg(self):
+        # Process at most one waiting packet; returns its type or None at once.
+        return self._step(0)
