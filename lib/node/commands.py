@@ -1,0 +1,142 @@
+"""Commands on `<base>/cmd`, results on `<base>/result`.
+
+A command is a JSON object ``{"cmd": "...", "id": <anything, echoed>, ...}`` (a bare word
+like ``read`` is taken as ``{"cmd": "read"}``). `parse()` checks it completely before anything
+acts on it; a retained message is ignored (a stale command must not fire again on every
+reconnect), an oversized or malformed one gets an error result.
+
+| cmd | arguments |
+| --- | --- |
+| read | - (read every sensor now and publish) |
+| interval | seconds 1..86400, sensor (optional name; default all) |
+| calibrate | sensor, quantity, and offset / scale / two_point / reference (true value now) |
+| get_config | - (secrets redacted) |
+| set_config | config (whole document or a part merged over the current one) |
+| confirm | - (keep the config set by set_config; otherwise it is reverted) |
+| reboot | - |
+| leave_safe_mode | - |
+| status | - (diagnostics now) |
+
+    cmd, err = parse(msg, retained=False, max_bytes=2048)
+    if err: publish(result_topic, result(None, False, error=err))
+"""
+
+import json
+
+NAMES = ("read", "interval", "calibrate", "get_config", "set_config", "confirm", "reboot",
+         "leave_safe_mode", "status")
+# Allowed in safe mode: network, MQTT, status and config commands only.
+SAFE = ("get_config", "set_config", "confirm", "reboot", "leave_safe_mode", "status")
+
+
+def _num(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
+def parse(msg, retained=False, max_bytes=2048, sensors=None):
+    """-> (cmd dict, None), (None, error message), or (None, None) for ignored (retained)."""
+    if retained:
+        return None, None
+    if len(msg) > max_bytes:
+        return None, "payload too large: %d bytes, at most %d" % (len(msg), max_bytes)
+    try:
+        text = msg.decode() if isinstance(msg, (bytes, bytearray)) else msg
+    except UnicodeError:
+        return None, "payload is not UTF-8 text"
+    text = text.strip()
+    if text and text[0] != "{":
+        if text in NAMES:
+            return {"cmd": text}, None
+        return None, 'expected a JSON object like {"cmd": "read"} or a command name (%s)' % ", ".join(NAMES)
+    try:
+        c = json.loads(text)
+    except (ValueError, TypeError):
+        return None, 'malformed JSON; expected an object like {"cmd": "read"}'
+    if not isinstance(c, dict):
+        return None, 'expected a JSON object like {"cmd": "read"}'
+    name = c.get("cmd")
+    if name not in NAMES:
+        return None, "cmd: expected one of %s, got %s" % (", ".join(NAMES), json.dumps(name))
+    err = _check_args(c, sensors)
+    if err:
+        return None, err
+    return c, None
+
+
+def _check_args(c, sensors):
+    name = c["cmd"]
+    if name == "interval":
+        s = c.get("seconds")
+        if isinstance(s, bool) or not isinstance(s, int) or not 1 <= s <= 86400:
+            return "seconds: expected an integer 1..86400, got %s" % json.dumps(s)
+        if "sensor" in c:
+            return _sensor(c, sensors)
+    elif name == "calibrate":
+        e = _sensor(c, sensors, need=True)
+        if e:
+            return e
+        qs = sensors[c["sensor"]] if sensors is not None else None
+        qn = c.get("quantity")
+        if not isinstance(qn, str) or (qs is not None and qn not in qs):
+            return "quantity: expected one of %s, got %s" % (
+                ", ".join(qs) if qs else "the sensor's quantities", json.dumps(qn))
+        keys = [k for k in ("offset", "scale", "two_point", "reference") if k in c]
+        if not keys:
+            return "expected one of offset, scale, two_point or reference"
+        for k in keys:
+            v = c[k]
+            if k == "two_point":
+                ok = (isinstance(v, list) and len(v) == 2 and all(
+                    isinstance(p, list) and len(p) == 2 and _num(p[0]) and _num(p[1]) for p in v)
+                    and v[0][0] != v[1][0])
+                if not ok:
+                    return "two_point: expected [[raw, true], [raw, true]] with different raw values, got %s" % json.dumps(v)
+            elif not _num(v) or (k == "scale" and v == 0):
+                return "%s: expected a %snumber, got %s" % (k, "non-zero " if k == "scale" else "", json.dumps(v))
+    elif name == "set_config":
+        v = c.get("config")
+        if not isinstance(v, dict):
+            return 'config: expected an object (the whole config or a part of it), got %s' % json.dumps(v)
+        m = c.get("merge", True)
+        if not isinstance(m, bool):
+            return "merge: expected true or false, got %s" % json.dumps(m)
+        t = c.get("confirm_timeout")
+        if t is not None and (isinstance(t, bool) or not isinstance(t, int) or not 10 <= t <= 3600):
+            return "confirm_timeout: expected an integer 10..3600, got %s" % json.dumps(t)
+    return None
+
+
+def _sensor(c, sensors, need=False):
+    s = c.get("sensor")
+    if s is None and not need:
+        return None
+    if not isinstance(s, str) or (sensors is not None and s not in sensors):
+        known = ", ".join(sensors) if sensors else "a configured sensor name"
+        return "sensor: expected one of %s, got %s" % (known, json.dumps(s))
+    return None
+
+
+def result(cmd, ok, error=None, **data):
+    """Result payload text: {"id":..,"cmd":..,"ok":..,"error":..,...}."""
+    d = {"ok": ok}
+    if cmd is not None:
+        d["cmd"] = cmd.get("cmd")
+        if "id" in cmd:
+            d["id"] = cmd["id"]
+    if error is not None:
+        d["error"] = error
+    for k in data:
+        d[k] = data[k]
+    return json.dumps(d)
+
+
+def redact(doc):
+    """A copy of a config with passwords replaced (for get_config)."""
+    if isinstance(doc, dict):
+        out = {}
+        for k in doc:
+            out[k] = "***" if (k == "password" and doc[k]) else redact(doc[k])
+        return out
+    if isinstance(doc, list):
+        return [redact(x) for x in doc]
+    return doc
