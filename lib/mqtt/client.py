@@ -185,7 +185,7 @@ class MQTTClient:
         self._pkt(0x10, bytes((0, 4, 77, 81, 84, 84, 4, fl, k >> 8, k & 255)), p)
 
     def finish_connect(self):
-        b = self._rd(2)
+        b = self._rd(2, 1)
         if b[0] != 0x20 or b[1] != 2:
             self._bad("expected CONNACK")  # MQTT-3.2.0-1: the first packet from the server
         b = self._rd(2)
@@ -268,18 +268,21 @@ class MQTTClient:
             self._fail(ETIMEDOUT)
         self._tx = self.ticks()
 
-    def _rd(self, n):
-        # Read exactly n (<= _RBUF) bytes into the preallocated buffer.
+    def _rd(self, n, start=0):
+        # Read exactly n (<= _RBUF) bytes into the preallocated buffer. Silence or EOF at a
+        # packet boundary (start) is a connection fault; inside a packet it is a truncation.
         b = self._rb
         i = 0
         while i < n:
             try:
-                r = self.sock.readinto(self._rmv[i:n] if i else b, n)
+                r = self.sock.readinto(self._rmv[i:n]) if i else self.sock.readinto(b, n)
             except OSError:
                 self._close()
                 raise
-            if not r:  # None: timed out mid-packet; 0: peer closed
-                self._fail(ECONNRESET if r == 0 else ETIMEDOUT)
+            if not r:  # None: timed out; 0: peer closed
+                if start and not i:
+                    self._fail(ECONNRESET if r == 0 else ETIMEDOUT)
+                self._bad("truncated packet")
             i += r
         return b
 
@@ -292,7 +295,7 @@ class MQTTClient:
                 self._close()
                 raise
             if not r:
-                self._fail(ECONNRESET if r == b"" else ETIMEDOUT)
+                self._bad("truncated packet")
             d = d + r if d else r
         return d
 
@@ -387,7 +390,7 @@ class MQTTClient:
 
     # --- inbound ---
     def _recv(self):
-        b = self._rd(2)
+        b = self._rd(2, 1)
         op = b[0]
         n = b[1]
         if n & 0x80:  # Remaining Length continues (MQTT 2.2.3)
