@@ -1,0 +1,178 @@
+"""nodectl deploy end to end: the real mpremote drives the Unix port attached to a pty."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from ptydevice import pty_device  # noqa: F401  (fixture)
+from tools_util import GOOD_CONFIG, Project, run_nodectl
+
+
+@pytest.fixture
+def project(tmp_path):
+    return Project(tmp_path / "project")
+
+
+def deploy(project, dev, *extra):
+    return run_nodectl(
+        "deploy",
+        "--port",
+        dev.port,
+        "--config",
+        project.config,
+        "--secrets",
+        project.secrets,
+        *project.build_args(),
+        "--resume",
+        "--no-restart",
+        *extra,
+    )
+
+
+def expected_files(project):
+    out = {
+        p.relative_to(project.build).as_posix(): p.read_bytes()
+        for p in project.build.rglob("*")
+        if p.is_file()
+    }
+    out["config.json"] = project.config.read_bytes()
+    out["secrets.json"] = project.secrets.read_bytes()
+    return out
+
+
+def on_device(dev, code):
+    r = subprocess.run(
+        [sys.executable, "-m", "mpremote", "connect", dev.port, "resume", "exec", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_deploy_lands_compiled_files_config_and_version(project, pty_device):
+    r = deploy(project, pty_device)
+    assert r.returncode == 0, r.stdout + r.stderr
+    files = pty_device.files()
+    assert files == expected_files(project)
+    assert set(files) == {
+        "boot.py",
+        "main.py",
+        "version.json",
+        "config.json",
+        "secrets.json",
+        "lib/blink.mpy",
+        "lib/extra/__init__.mpy",
+        "lib/extra/gone.mpy",
+        "lib/node/__init__.mpy",
+        "lib/node/config.mpy",
+        "lib/node/version.mpy",
+    }
+    assert files["lib/blink.mpy"][:1] == b"M"  # mpy-cross output, not source
+    assert json.loads(files["version.json"])["version"] == "test-1"
+    assert "7 copied" not in r.stdout and "11 copied" in r.stdout
+    # The compiled modules run on the device, and the node can report its version.
+    out = on_device(
+        pty_device,
+        "import blink\nfrom node import version\n"
+        "print(blink.on(), version.VERSION, len(version.BUILD))",
+    )
+    assert out.split() == ["blink", "on", "test-1", "12"]
+
+
+def test_second_deploy_copies_nothing(project, pty_device):
+    assert deploy(project, pty_device).returncode == 0
+    before = {p: (pty_device.root / p).stat().st_mtime_ns for p in pty_device.files()}
+    r = deploy(project, pty_device)
+    assert r.returncode == 0, r.stderr
+    assert "11 unchanged, 0 to copy, 0 to remove" in r.stdout
+    assert {p: (pty_device.root / p).stat().st_mtime_ns for p in pty_device.files()} == before
+
+
+def test_changed_module_is_the_only_code_copied(project, pty_device):
+    assert deploy(project, pty_device).returncode == 0
+    project.write("lib/blink.py", "def on():\n    return 'blink v2'\n")
+    r = deploy(project, pty_device)
+    assert r.returncode == 0, r.stderr
+    copied = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("copy ")}
+    # The build stamp follows the content, so the version files change with the module.
+    assert copied == {"lib/blink.mpy", "version.json", "lib/node/version.mpy"}
+    assert pty_device.files() == expected_files(project)
+    assert on_device(pty_device, "import blink\nprint(blink.on())").strip() == "blink v2"
+
+
+def test_removed_files_and_packages_disappear_from_lib(project, pty_device):
+    assert deploy(project, pty_device).returncode == 0
+    # A stale source file someone copied by hand would shadow the .mpy: it goes too.
+    (pty_device.root / "lib" / "blink.py").write_text("def on():\n    return 'stale'\n")
+    # Files outside lib/ are the node's (spool, last-good config): never touched.
+    (pty_device.root / "spool.bin").write_bytes(b"\x01\x02")
+    for p in (project.lib / "extra").iterdir():
+        p.unlink()
+    (project.lib / "extra").rmdir()
+    r = deploy(project, pty_device)
+    assert r.returncode == 0, r.stderr
+    assert "remove lib/extra/gone.mpy" in r.stdout and "remove lib/blink.py" in r.stdout
+    files = pty_device.files()
+    assert not (pty_device.root / "lib" / "extra").exists()
+    assert files.pop("spool.bin") == b"\x01\x02"
+    assert files == expected_files(project)
+
+
+def test_bad_config_is_refused_and_the_device_is_untouched(project, pty_device):
+    assert deploy(project, pty_device).returncode == 0
+    before = pty_device.files()
+    bad = dict(GOOD_CONFIG, mqtt={"host": "192.168.1.10", "port": "abc"})
+    project.set_config(bad)
+    project.write("lib/blink.py", "def on():\n    return 'never deployed'\n")
+    r = deploy(project, pty_device)
+    assert r.returncode == 1
+    assert 'mqtt.port: expected an integer 1..65535, got "abc"' in r.stderr
+    assert "nothing was copied" in r.stdout
+    assert pty_device.files() == before
+    assert pty_device.alive
+
+
+def test_bad_config_on_a_fresh_device_copies_nothing(project, pty_device):
+    project.set_config({"version": 1})
+    r = deploy(project, pty_device)
+    assert r.returncode == 1
+    assert "board: missing" in r.stderr
+    assert pty_device.files() == {}
+
+
+def test_deploy_gets_the_raw_repl_from_a_half_typed_console(project, pty_device):
+    # Someone left the console mid-statement (a continuation line): mpremote's Ctrl-C must
+    # clear it. (Ctrl-C cannot stop *running* code on the Unix port: without a line discipline
+    # no SIGINT is raised; on the ESP32 the UART driver handles it. See docs/tools.md.)
+    pty_device.write(b"for i in range(3):\r\n  x = i")
+    pty_device.drain(quiet=0.3)
+    r = deploy(project, pty_device)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert pty_device.files() == expected_files(project)
+
+
+def test_dry_run_lists_changes_without_copying(project, pty_device):
+    r = deploy(project, pty_device, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "copy   lib/blink.mpy (new)" in r.stdout
+    assert pty_device.files() == {}
+
+
+def test_unreachable_port_is_a_tool_failure(project, tmp_path):
+    r = run_nodectl(
+        "deploy",
+        "--port",
+        tmp_path / "ttyNONE",
+        "--config",
+        project.config,
+        *project.build_args(),
+        "--resume",
+        "--no-restart",
+        "--timeout",
+        "20",
+    )
+    assert r.returncode == 3
+    assert "could not reach a MicroPython REPL" in r.stderr
