@@ -5,8 +5,14 @@ import subprocess
 import sys
 
 import pytest
-from ptydevice import pty_device  # noqa: F401  (fixture)
+from ptydevice import PtyDevice
 from tools_util import GOOD_CONFIG, Project, run_nodectl
+
+
+@pytest.fixture
+def device(tmp_path):
+    with PtyDevice(tmp_path / "device") as dev:
+        yield dev
 
 
 @pytest.fixture
@@ -52,10 +58,10 @@ def on_device(dev, code):
     return r.stdout
 
 
-def test_deploy_lands_compiled_files_config_and_version(project, pty_device):
-    r = deploy(project, pty_device)
+def test_deploy_lands_compiled_files_config_and_version(project, device):
+    r = deploy(project, device)
     assert r.returncode == 0, r.stdout + r.stderr
-    files = pty_device.files()
+    files = device.files()
     assert files == expected_files(project)
     assert set(files) == {
         "boot.py",
@@ -75,90 +81,90 @@ def test_deploy_lands_compiled_files_config_and_version(project, pty_device):
     assert "7 copied" not in r.stdout and "11 copied" in r.stdout
     # The compiled modules run on the device, and the node can report its version.
     out = on_device(
-        pty_device,
+        device,
         "import blink\nfrom node import version\n"
         "print(blink.on(), version.VERSION, len(version.BUILD))",
     )
     assert out.split() == ["blink", "on", "test-1", "12"]
 
 
-def test_second_deploy_copies_nothing(project, pty_device):
-    assert deploy(project, pty_device).returncode == 0
-    before = {p: (pty_device.root / p).stat().st_mtime_ns for p in pty_device.files()}
-    r = deploy(project, pty_device)
+def test_second_deploy_copies_nothing(project, device):
+    assert deploy(project, device).returncode == 0
+    before = {p: (device.root / p).stat().st_mtime_ns for p in device.files()}
+    r = deploy(project, device)
     assert r.returncode == 0, r.stderr
     assert "11 unchanged, 0 to copy, 0 to remove" in r.stdout
-    assert {p: (pty_device.root / p).stat().st_mtime_ns for p in pty_device.files()} == before
+    assert {p: (device.root / p).stat().st_mtime_ns for p in device.files()} == before
 
 
-def test_changed_module_is_the_only_code_copied(project, pty_device):
-    assert deploy(project, pty_device).returncode == 0
+def test_changed_module_is_the_only_code_copied(project, device):
+    assert deploy(project, device).returncode == 0
     project.write("lib/blink.py", "def on():\n    return 'blink v2'\n")
-    r = deploy(project, pty_device)
+    r = deploy(project, device)
     assert r.returncode == 0, r.stderr
     copied = {line.split()[1] for line in r.stdout.splitlines() if line.startswith("copy ")}
     # The build stamp follows the content, so the version files change with the module.
     assert copied == {"lib/blink.mpy", "version.json", "lib/node/version.mpy"}
-    assert pty_device.files() == expected_files(project)
-    assert on_device(pty_device, "import blink\nprint(blink.on())").strip() == "blink v2"
+    assert device.files() == expected_files(project)
+    assert on_device(device, "import blink\nprint(blink.on())").strip() == "blink v2"
 
 
-def test_removed_files_and_packages_disappear_from_lib(project, pty_device):
-    assert deploy(project, pty_device).returncode == 0
+def test_removed_files_and_packages_disappear_from_lib(project, device):
+    assert deploy(project, device).returncode == 0
     # A stale source file someone copied by hand would shadow the .mpy: it goes too.
-    (pty_device.root / "lib" / "blink.py").write_text("def on():\n    return 'stale'\n")
+    (device.root / "lib" / "blink.py").write_text("def on():\n    return 'stale'\n")
     # Files outside lib/ are the node's (spool, last-good config): never touched.
-    (pty_device.root / "spool.bin").write_bytes(b"\x01\x02")
+    (device.root / "spool.bin").write_bytes(b"\x01\x02")
     for p in (project.lib / "extra").iterdir():
         p.unlink()
     (project.lib / "extra").rmdir()
-    r = deploy(project, pty_device)
+    r = deploy(project, device)
     assert r.returncode == 0, r.stderr
     assert "remove lib/extra/gone.mpy" in r.stdout and "remove lib/blink.py" in r.stdout
-    files = pty_device.files()
-    assert not (pty_device.root / "lib" / "extra").exists()
+    files = device.files()
+    assert not (device.root / "lib" / "extra").exists()
     assert files.pop("spool.bin") == b"\x01\x02"
     assert files == expected_files(project)
 
 
-def test_bad_config_is_refused_and_the_device_is_untouched(project, pty_device):
-    assert deploy(project, pty_device).returncode == 0
-    before = pty_device.files()
+def test_bad_config_is_refused_and_the_device_is_untouched(project, device):
+    assert deploy(project, device).returncode == 0
+    before = device.files()
     bad = dict(GOOD_CONFIG, mqtt={"host": "192.168.1.10", "port": "abc"})
     project.set_config(bad)
     project.write("lib/blink.py", "def on():\n    return 'never deployed'\n")
-    r = deploy(project, pty_device)
+    r = deploy(project, device)
     assert r.returncode == 1
     assert 'mqtt.port: expected an integer 1..65535, got "abc"' in r.stderr
     assert "nothing was copied" in r.stdout
-    assert pty_device.files() == before
-    assert pty_device.alive
+    assert device.files() == before
+    assert device.alive
 
 
-def test_bad_config_on_a_fresh_device_copies_nothing(project, pty_device):
+def test_bad_config_on_a_fresh_device_copies_nothing(project, device):
     project.set_config({"version": 1})
-    r = deploy(project, pty_device)
+    r = deploy(project, device)
     assert r.returncode == 1
     assert "board: missing" in r.stderr
-    assert pty_device.files() == {}
+    assert device.files() == {}
 
 
-def test_deploy_gets_the_raw_repl_from_a_half_typed_console(project, pty_device):
+def test_deploy_gets_the_raw_repl_from_a_half_typed_console(project, device):
     # Someone left the console mid-statement (a continuation line): mpremote's Ctrl-C must
     # clear it. (Ctrl-C cannot stop *running* code on the Unix port: without a line discipline
     # no SIGINT is raised; on the ESP32 the UART driver handles it. See docs/tools.md.)
-    pty_device.write(b"for i in range(3):\r\n  x = i")
-    pty_device.drain(quiet=0.3)
-    r = deploy(project, pty_device)
+    device.write(b"for i in range(3):\r\n  x = i")
+    device.drain(quiet=0.3)
+    r = deploy(project, device)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert pty_device.files() == expected_files(project)
+    assert device.files() == expected_files(project)
 
 
-def test_dry_run_lists_changes_without_copying(project, pty_device):
-    r = deploy(project, pty_device, "--dry-run")
+def test_dry_run_lists_changes_without_copying(project, device):
+    r = deploy(project, device, "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "copy   lib/blink.mpy (new)" in r.stdout
-    assert pty_device.files() == {}
+    assert device.files() == {}
 
 
 def test_unreachable_port_is_a_tool_failure(project, tmp_path):

@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 NODECTL = REPO / "tools" / "nodectl.py"
 
 sys.path.insert(0, str(REPO / "tools"))
-import nodectl  # noqa: E402  (the module under test, for its pure functions)
+import nodectl  # noqa: E402, F401  (the module under test, for its pure functions)
 
 GOOD_CONFIG = {
     "version": 1,
