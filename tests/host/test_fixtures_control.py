@@ -140,6 +140,7 @@ def test_proxy_commands(line):
         (b'{"cmd": "messages", "id": "o0"}\n', "no observer 'o0'"),
         (b'{"cmd": "proxy", "target_port": "80"}\n', "target_port: expected 1..65535"),
         (b'{"cmd": "broker", "name": "../x"}\n', "name: expected letters"),
+        (b'{"cmd": "broker", "persistence": true}\n', "shared broker has no persistence"),
     ],
 )
 def test_bad_requests_get_an_error_and_the_server_carries_on(line, request_bytes, error):
