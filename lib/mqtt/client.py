@@ -215,13 +215,24 @@ class MQTTClient:
         p = self.ssl_params
         if c is True:
             c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ca = p.get("cafile")
-            if ca or "cadata" in p:
-                c.load_verify_locations(cafile=ca, cadata=p.get("cadata"))
-            c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca or "cadata" in p else ssl.CERT_NONE)
+            ca = p.get("cadata")
+            if "cafile" in p:
+                with open(p["cafile"], "rb") as f:
+                    ca = f.read()
+            if ca:
+                if ca[:5] == b"-----":
+                    # PEM to DER: the Unix port's mbedTLS has no PEM parser; DER loads anywhere.
+                    from binascii import a2b_base64
+
+                    ca = a2b_base64(b"".join(ca.split(b"-----")[2].split()))
+                c.load_verify_locations(cadata=ca)
+            c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
             if "certfile" in p:
                 c.load_cert_chain(p["certfile"], p.get("keyfile"))
-        return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))
+        try:
+            return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))
+        except ValueError as e:  # mbedTLS verify failure (wrong CA/name): configuration, not link
+            raise MQTTException("TLS" + str(e).replace("\n", " "))
 
     def _close(self):
         s = self.sock
