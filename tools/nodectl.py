@@ -148,16 +148,15 @@ def image_chip(path: Path) -> Chip:
 
 
 def parse_chip_report(text: str) -> Chip:
-    """The chip named in esptool's output (`chip-id`, `flash-id`): 'Detecting chip type... ESP32-S3',
-    'Chip type: ESP32-D0WD-V3 (revision v3.1)' or 'Chip is ESP32-C3 (QFN32)'."""
-    m = re.search(
-        r"(?:Detecting chip type\.*|Chip type:|Chip is)\s*(ESP32(?:-?([A-Z]\d+))?)", text, re.I
+    """The chip esptool found: 'Detecting chip type... ESP32-S3' (the family name) or, failing
+    that, 'Chip type: ESP32-D0WD-V3 (revision v3.1)'. Package names of the plain ESP32
+    (D0WD, S0WD, U4WDH, PICO-D4) are not variants: a variant is S/C/P/H + digits, whole."""
+    m = re.search(r"Detecting chip type\.*\s*(ESP32(?:-([SCPH]\d+)\b)?)", text, re.I) or re.search(
+        r"(?:Chip type:|Chip is)\s*(ESP32(?:-([SCPH]\d+)\b)?)", text, re.I
     )
     if not m:
         raise ToolFailed("esptool did not report a chip type")
-    variant = (m.group(2) or "").lower()
-    # ESP32-D0WD, -U4WDH... are package names of the plain ESP32: variants start with S/C/P/H.
-    key = "esp32" + (variant if variant[:1] in ("s", "c", "p", "h") else "")
+    key = "esp32" + (m.group(2) or "").lower()
     if key not in CHIPS:
         raise Refused(f"board is {m.group(1).upper()}, which nodectl does not support")
     return CHIPS[key]
@@ -169,10 +168,15 @@ def parse_flash_size(text: str) -> int | None:
     return int(m.group(1)) * 1024 * 1024 if m else None
 
 
+def esptool_cmd() -> list[str]:
+    """esptool from this venv, or $NODECTL_ESPTOOL (e.g. "esptool --trace", or a test double)."""
+    return shlex.split(os.environ.get("NODECTL_ESPTOOL", "")) or tool_argv("esptool")
+
+
 def esptool_base(
     chip: Chip | None, port: str | None, baud: int | None = None, esptool=None
 ) -> list[str]:
-    argv = list(esptool or tool_argv("esptool"))
+    argv = list(esptool or esptool_cmd())
     if chip is not None:
         argv += ["--chip", chip.key]
     if port:
@@ -287,7 +291,7 @@ def cmd_flash(args) -> int:
     if fw is None and fs is None:
         raise Refused("flash: give --fw firmware.bin and/or --fs image")
     if fw is not None and not fw.is_file():
-        raise Refused(f"--fw {fw}: no such file")
+        raise Refused(f"--fw {fw}: " + ("not a regular file" if fw.exists() else "no such file"))
     chip = chip_by_key(args.chip) if args.chip else None
     if chip is None and fw is not None:
         chip = image_chip(fw)
@@ -448,7 +452,8 @@ def cmd_build(args) -> int:
     )
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     log(
-        f"built {out}: {info['files']} modules, {total} bytes, version {info['version']} build {info['build']}"
+        f"built {out}: {info['files']} modules, {total} bytes, "
+        f"version {info['version']} build {info['build']}"
     )
     return EXIT_OK
 
@@ -701,7 +706,8 @@ def cmd_deploy(args) -> int:
     sent = sum(local[p].stat().st_size for p in plan.copy)
     took = time.monotonic() - t0
     log(
-        f"deployed to {args.port}: {len(plan.copy)} copied ({sent} bytes), {len(plan.remove)} removed, "
+        f"deployed to {args.port}: {len(plan.copy)} copied ({sent} bytes), "
+        f"{len(plan.remove)} removed, "
         f"{len(plan.unchanged)} unchanged in {took:.1f} s; "
         + ("board reset, main.py starts" if restart else "not restarted (--no-restart)")
     )
@@ -722,7 +728,8 @@ def _render(value, fields: dict, where: str):
         def sub(m):
             if m.group(1) not in fields:
                 raise Refused(
-                    f"{where}: unknown placeholder {{{m.group(1)}}} (node has {', '.join(sorted(fields))})"
+                    f"{where}: unknown placeholder {{{m.group(1)}}} "
+                    f"(node has {', '.join(sorted(fields))})"
                 )
             return str(fields[m.group(1)])
 
@@ -796,7 +803,8 @@ def load_fleet(path: Path) -> dict:
         nid = node.get("id")
         if not isinstance(nid, str) or not NODE_ID.match(nid):
             raise Refused(
-                f"{where}.id: expected 1..23 of [a-z0-9_-] starting with a letter or digit, got {nid!r}"
+                f"{where}.id: expected 1..23 of [a-z0-9_-] starting with a letter or digit, "
+                f"got {nid!r}"
             )
         if nid in seen_ids:
             raise Refused(f"{where}.id: {nid!r} is already used by another node")
@@ -814,7 +822,8 @@ def load_fleet(path: Path) -> dict:
             key = json.dumps(v, sort_keys=True)
             if key in owners:
                 raise Refused(
-                    f"{name}: nodes {owners[key]} and {n['id']} share {dotted} = {v!r}; it must be unique"
+                    f"{name}: nodes {owners[key]} and {n['id']} share {dotted} = {v!r}; "
+                    "it must be unique"
                 )
             owners[key] = n["id"]
     return {"nodes": nodes, "flash_size": fleet.get("flash_size"), "chip": fleet.get("chip")}
@@ -899,7 +908,8 @@ def cmd_provision(args) -> int:
         check_image_for(chip, fw)
         if chip.fw_offset + fw.stat().st_size > vfs_start:
             raise Refused(
-                f"--fw {fw}: {fw.stat().st_size} bytes at 0x{chip.fw_offset:x} overlap the vfs at 0x{vfs_start:x}"
+                f"--fw {fw}: {fw.stat().st_size} bytes at 0x{chip.fw_offset:x} "
+                f"overlap the vfs at 0x{vfs_start:x}"
             )
     nodes = fleet["nodes"]
     if args.node:
@@ -1180,7 +1190,8 @@ def cmd_package(args) -> int:
             have = {u[0] for u in current.get("urls", [])}
             need = {u[0] for u in want["urls"]}
             log(
-                f"package.json is stale: missing {sorted(need - have)}, extra {sorted(have - need)}; "
+                f"package.json is stale: missing {sorted(need - have)}, "
+                f"extra {sorted(have - need)}; "
                 "run `python tools/nodectl.py package`"
             )
             return EXIT_REFUSED
@@ -1222,7 +1233,8 @@ def make_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="nodectl",
         description=__doc__.split("\n\n")[0],
-        epilog="exit codes: 0 ok, 1 refused/check failed, 2 bad command line, 3 tool or device failed",
+        epilog="exit codes: 0 ok, 1 refused/check failed, 2 bad command line, "
+        "3 tool or device failed",
     )
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
 

@@ -74,3 +74,35 @@ class Project:
             "--version",
             "test-1",
         ]
+
+
+def fake_firmware(path: Path, image_chip_id: int, size: int = 64 * 1024) -> Path:
+    """A file that starts like a MicroPython .bin: the bootloader's ESP image header (magic 0xE9,
+    segment count, flash mode, size/freq, entry point) and extended header with the chip id at
+    file bytes 12..13 (little endian). The rest is filler, never run."""
+    head = bytes([0xE9, 3, 0x02, 0x20]) + (0x40080000).to_bytes(4, "little")
+    ext = bytes([0xEE, 0, 0, 0]) + image_chip_id.to_bytes(2, "little") + bytes([0])
+    ext += (0).to_bytes(2, "little") + (0xFFFF).to_bytes(2, "little") + bytes(4) + bytes([1])
+    body = bytes((i * 7 + 3) & 0xFF for i in range(size - len(head) - len(ext)))
+    path.write_bytes(head + ext + body)
+    return path
+
+
+def mount_image(image: Path, block_count: int) -> dict:
+    """Mount an image in the Unix port through a block device of block_count x 4096 (see
+    mountimage.py); returns {"files": {path: sha256}, "blocks", "free"} or {"error": errno}."""
+    from ptydevice import find_micropython
+
+    r = subprocess.run(
+        [
+            find_micropython(),
+            str(Path(__file__).with_name("mountimage.py")),
+            str(image),
+            str(block_count),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode in (0, 2), r.stdout + r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
