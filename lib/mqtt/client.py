@@ -90,9 +90,7 @@ class MQTTClient:
         if not port:
             port = 8883 if ssl else 1883
         if password is not None and user is None:
-            raise ValueError("password without user")  # MQTT-3.1.2-22
-        if not 0 <= keepalive <= 65535:
-            raise ValueError(keepalive)
+            raise ValueError(password)  # MQTT-3.1.2-22: a password needs a user name
         self.client_id = _b(client_id)
         self.server = server
         self.port = port
@@ -102,7 +100,7 @@ class MQTTClient:
         self.ssl = ssl
         self.ssl_params = ssl_params
         self.cb = None
-        self.lw_topic = None
+        self._lw = None
         self.sock = None
         self.addr = None
         self.pid = 0
@@ -130,10 +128,7 @@ class MQTTClient:
     def set_last_will(self, topic, msg, retain=False, qos=0):
         if not (0 <= qos <= 2 and topic):
             raise ValueError(qos)
-        self.lw_topic = _b(topic)
-        self.lw_msg = _b(msg)
-        self.lw_qos = qos
-        self.lw_retain = retain
+        self._lw = (_b(topic), _b(msg), qos, retain)
 
     # --- connection ---
     def begin_connect(self, clean_session=True, timeout=None):
@@ -172,9 +167,10 @@ class MQTTClient:
         # CONNECT, MQTT 3.1.2: protocol name, level 4, flags, keepalive; payload 3.1.3.
         fl = 2 if clean_session else 0
         p = [self.client_id]
-        if self.lw_topic:
-            fl |= 4 | self.lw_qos << 3 | (self.lw_retain and 0x20)
-            p += [self.lw_topic, self.lw_msg]
+        w = self._lw
+        if w:
+            fl |= 4 | w[2] << 3 | (w[3] and 0x20)
+            p += w[:2]
         if self.user is not None:
             fl |= 0x80
             p.append(_b(self.user))
@@ -185,18 +181,16 @@ class MQTTClient:
         self._pkt(0x10, bytes((0, 4, 77, 81, 84, 84, 4, fl, k >> 8, k & 255)), p)
 
     def finish_connect(self):
-        b = self._rd(2, 1)
-        if b[0] != 0x20 or b[1] != 2:
-            self._bad("expected CONNACK")  # MQTT-3.2.0-1: the first packet from the server
-        b = self._rd(2)
-        sp = b[0]
-        if sp > 1:  # MQTT 3.2.2.1: flags bits 7-1 reserved
-            self._bad("bad CONNACK")
-        if b[1]:
+        # MQTT-3.2.0-1: the first packet from the server is a CONNACK (always 4 bytes).
+        b = self._rd(4, 1)
+        sp = b[2]
+        # Flags bits 7-1 are reserved; a session present after a clean start is a lie
+        # (MQTT-3.2.2-1); a refused CONNACK has no session (MQTT-3.2.2-4).
+        if b[0] != 0x20 or b[1] != 2 or sp > 1 or sp and (self._clean or b[3]):
+            self._err("bad CONNACK")
+        if b[3]:
             self._close()
-            raise MQTTException(b[1])  # 1..5: refused (MQTT 3.2.2.3)
-        if sp and self._clean:
-            self._bad("session present on clean session")  # MQTT-3.2.2-1
+            raise MQTTException(b[3])  # 1..5: refused (MQTT 3.2.2.3)
         if not sp:
             self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
         self._raw.settimeout(self.timeout)
@@ -227,8 +221,6 @@ class MQTTClient:
                     ca = a2b_base64(b"".join(ca.split(b"-----")[2].split()))
                 c.load_verify_locations(cadata=ca)
             c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
-            if "certfile" in p:
-                c.load_cert_chain(p["certfile"], p.get("keyfile"))
         try:
             return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))
         except ValueError as e:  # mbedTLS verify failure (wrong CA/name): configuration, not link
@@ -251,32 +243,23 @@ class MQTTClient:
             pass  # closing anyway; the will is then published by the broker
         self._close()
 
-    def is_connected(self):
-        return self.sock is not None
-
     # --- low-level I/O: every path closes the socket on failure ---
-    def _bad(self, why):
+    def _err(self, e):
+        # An errno is a connection fault (OSError), anything else a protocol one.
         self._close()
-        raise MQTTException(why)
-
-    def _fail(self, e):
-        self._close()
-        raise OSError(e)
+        raise (OSError if isinstance(e, int) else MQTTException)(e)
 
     def _wr(self, b, n):
         s = self.sock
         if not s:
             raise OSError(ENOTCONN)
         try:
-            r = s.write(b, n)
-            while r is not None and r < n:  # partial write (timeout): finish or fail
-                k = s.write(memoryview(b)[r:n])
-                r = None if not k else r + k
+            r = s.write(b, n)  # a blocking stream writes all unless its timeout expires
         except OSError:
             self._close()
             raise
-        if r is None:
-            self._fail(ETIMEDOUT)
+        if r != n:
+            self._err(ETIMEDOUT)
         self._tx = self.ticks()
 
     def _rd(self, n, start=0):
@@ -292,8 +275,8 @@ class MQTTClient:
                 raise
             if not r:  # None: timed out; 0: peer closed
                 if start and not i:
-                    self._fail(ECONNRESET if r == 0 else ETIMEDOUT)
-                self._bad("truncated packet")
+                    self._err(ECONNRESET if r == 0 else ETIMEDOUT)
+                self._err("truncated packet")
             i += r
         return b
 
@@ -306,7 +289,7 @@ class MQTTClient:
                 self._close()
                 raise
             if not r:
-                self._bad("truncated packet")
+                self._err("truncated packet")
             d = d + r if d else r
         return d
 
@@ -374,7 +357,7 @@ class MQTTClient:
         if self.inflight:
             d = w - ticks_diff(now, self._ack_t)
             if d <= 0:
-                self._fail(ETIMEDOUT)
+                self._err(ETIMEDOUT)
             w = d
         k = self.keepalive * 500
         if k:
@@ -386,7 +369,7 @@ class MQTTClient:
             else:
                 d = k - ticks_diff(now, self._pt)
                 if d <= 0:
-                    self._fail(ETIMEDOUT)  # MQTT 3.1.2.10: no PINGRESP, link is dead
+                    self._err(ETIMEDOUT)  # MQTT 3.1.2.10: no PINGRESP, link is dead
             if d < w:
                 w = d
         return w
@@ -404,15 +387,24 @@ class MQTTClient:
         b = self._rd(2, 1)
         op = b[0]
         n = b[1]
-        if n & 0x80:  # Remaining Length continues (MQTT 2.2.3)
-            n = (n & 0x7F) | self._rlen(7)
+        if n & 0x80:  # Remaining Length continues: at most 4 bytes in all (MQTT 2.2.3)
+            n &= 0x7F
+            sh = 7
+            while True:
+                c = self._rd(1)[0]
+                n |= (c & 0x7F) << sh
+                if not c & 0x80:
+                    break
+                sh += 7
+                if sh > 21:
+                    self._err("bad length")
         self._rx = self.ticks()
         t = op & 0xF0
         if t == _PUBLISH:
             self._pub_in(op, n)
             return t
         if op != (0x62 if t == _PUBREL else t):
-            self._bad("bad flags %02x" % op)  # MQTT-2.2.2-2
+            self._err("bad flags")  # MQTT-2.2.2-2
         if t == _PINGRESP and not n:
             self._pt = None
             return t
@@ -422,14 +414,14 @@ class MQTTClient:
             self._drain(n - 3)  # more return codes than we asked for
         elif _PUBACK <= t <= _PUBCOMP or t == _UNSUBACK:
             if n != 2:
-                self._bad("bad length %02x" % op)
+                self._err("bad length")
             pid = self._u16()
             if t == _PUBREL:
                 self._rx2.discard(pid)
                 self._ack(0x70, pid)  # MQTT-3.6.4-1: always answer PUBREL
                 return t
         else:
-            self._bad("unexpected %02x" % op)
+            self._err("unexpected packet")
         f = self.inflight
         if f.get(pid) != t:
             self.stray += 1  # late/duplicate ack: consumed so the stream stays in sync
@@ -444,27 +436,16 @@ class MQTTClient:
             self.on_ack(pid, t)
         return t
 
-    def _rlen(self, sh):
-        n = 0
-        while True:
-            c = self._rd(1)[0]
-            n |= (c & 0x7F) << sh
-            if not c & 0x80:
-                return n
-            sh += 7
-            if sh > 21:
-                self._bad("bad remaining length")  # more than 4 bytes
-
     def _pub_in(self, op, n):
         q = op >> 1 & 3
         if q == 3 or n < 3:
-            self._bad("bad PUBLISH")  # MQTT-3.3.1-4
+            self._err("bad PUBLISH")  # MQTT-3.3.1-4
         sz = n
         big = n > self.max_packet
         tl = self._u16()
         n -= 2 + tl + (q and 2)
         if not tl or n < 0:
-            self._bad("bad topic length")  # MQTT-4.7.3-1: topic has at least one char
+            self._err("bad topic length")  # MQTT-4.7.3-1: topic has at least one char
         if big:
             self._drain(tl)
         else:
@@ -473,7 +454,7 @@ class MQTTClient:
         if q:
             pid = self._u16()
             if not pid:
-                self._bad("PUBLISH id 0")  # MQTT-2.3.1-1
+                self._err("PUBLISH id 0")  # MQTT-2.3.1-1
         if big:
             self._drain(n)
             self.dropped += 1
@@ -487,7 +468,7 @@ class MQTTClient:
                 self.cb(topic, msg)
         if q == 2:
             if len(self._rx2) >= _RX2_MAX and pid not in self._rx2:
-                self._bad("too many QoS 2 in flight")
+                self._err("too many QoS 2 in flight")
             self._rx2.add(pid)
             self._ack(0x50, pid)
         elif q:
