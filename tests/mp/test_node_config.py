@@ -2,6 +2,12 @@
 import json
 import os
 
+
+def _uid():
+    # a per-process number: tests may run in parallel
+    return int.from_bytes(os.urandom(4), "little")
+
+
 from node import config
 
 
@@ -166,7 +172,7 @@ def _write(path, doc):
 
 
 def _tmpdir():
-    d = "/tmp/node_cfg_%d" % os.getpid() if hasattr(os, "getpid") else "/tmp/node_cfg"
+    d = "/tmp/node_cfg_%d" % _uid()
     try:
         os.mkdir(d)
     except OSError:

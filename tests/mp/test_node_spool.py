@@ -1,6 +1,12 @@
 # Offline spool: bounded, batched flash writes, survives reboot and power loss, oldest first.
 import os
 
+
+def _uid():
+    # a per-process number: tests may run in parallel
+    return int.from_bytes(os.urandom(4), "little")
+
+
 from node.spool import Spool
 
 _n = [0]
@@ -8,7 +14,7 @@ _n = [0]
 
 def fresh():
     _n[0] += 1
-    d = "/tmp/node_spool_%d_%d" % (os.getpid() if hasattr(os, "getpid") else 0, _n[0])
+    d = "/tmp/node_spool_%d_%d" % (_uid(), _n[0])
     try:
         os.mkdir(d)
     except OSError:

@@ -1,0 +1,57 @@
+"""Diagnostics: the periodic status document and the retained per-boot info document.
+
+    from node import diag
+    text = diag.status(node)      # JSON text for <base>/diag
+    text = diag.info(node)        # JSON text for <base>/info (retained, once per boot)
+"""
+
+import gc
+import json
+
+
+def status(n):
+    now = n.clock.ticks_ms()
+    m = n.mqtt.status() if n.mqtt is not None else {}
+    gc.collect()
+    d = {
+        "uptime": n.clock.ticks_diff(now, n.t_boot) // 1000,
+        "heap_free": gc.mem_free(),
+        "heap_used": gc.mem_alloc(),
+        "rssi": n.rssi(),
+        "reset_cause": n.reset_cause,
+        "reconnects": m.get("reconnects", 0),
+        "mqtt_drops": m.get("drops", 0),
+        "wifi_down_s": n.wifi_down_ms(now) // 1000,
+        "spool": n.spool.depth() if n.spool is not None else 0,
+        "spool_dropped": n.spool.dropped if n.spool is not None else 0,
+        "sensor_errors": dict((s.name, s.errors) for s in n.sensors),
+        "loop_max_ms": n.loop_max_ms,
+        "fw": n.fw,
+        "config": n.cfg_id,
+        "synced": n.time.synced,
+    }
+    if n.safe_reason:
+        d["safe_mode"] = n.safe_reason
+    t = n.time.unix()
+    if t is not None:
+        d["t"] = t
+    return json.dumps(d)
+
+
+def info(n):
+    d = {
+        "fw": n.fw,
+        "board": n.cfg.get("board"),
+        "mac": n.mac,
+        "client_id": n.client_id,
+        "ip": n.ip(),
+        "reset_cause": n.reset_cause,
+        "boot": n.boot_count,
+        "config": n.cfg_id,
+        "config_source": n.cfg_source,
+        "config_problems": n.cfg_problems[:5],
+        "safe_mode": n.safe_reason,
+        "trial": n.trial is not None,
+        "sensors": [s.name for s in n.sensors],
+    }
+    return json.dumps(d)

@@ -1,0 +1,81 @@
+"""Safe mode: decide at boot whether to start the full node or a minimal one, never loop.
+
+A boot counter kept in a small file (it survives power loss and watchdog resets) counts boots
+that did not become "good" (healthy for `good_after` seconds). When it reaches `bad_boots`, when
+the config is invalid with no last-good copy, or when the boot button is held at reset, the node
+starts in safe mode: network, MQTT, status and config commands only, with the reason published.
+Safe mode itself does not count boots, so a fault cannot turn into a boot loop.
+
+    g = BootGuard("bootstate.json")
+    reason = g.begin(bad_boots=3, config_ok=True, button=False)   # None or a reason string
+    ...healthy for a while...
+    g.good()
+"""
+
+import json
+
+
+class BootGuard:
+    def __init__(self, path="bootstate.json"):
+        self.path = path
+        self.state = {"bad": 0, "boots": 0, "force": None}
+        try:
+            with open(path) as f:
+                d = json.load(f)
+            if isinstance(d, dict):
+                for k in self.state:
+                    if k in d:
+                        self.state[k] = d[k]
+        except (OSError, ValueError):
+            pass
+        self.reason = None
+
+    def _save(self):
+        try:
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(self.state, f)
+            import os
+            os.rename(tmp, self.path)
+        except OSError:
+            pass  # a read-only or full filesystem must not stop the boot
+
+    @property
+    def boots(self):
+        return self.state["boots"]
+
+    def begin(self, bad_boots=3, config_ok=True, button=False):
+        """Count this boot; return the safe-mode reason or None for a normal start."""
+        st = self.state
+        st["boots"] = st.get("boots", 0) + 1
+        reason = None
+        if button:
+            reason = "boot button held"
+        elif st.get("force"):
+            reason = st["force"]
+        elif not config_ok:
+            reason = "invalid config and no last-good copy"
+        elif st.get("bad", 0) >= bad_boots:
+            reason = "%d boots in a row failed before becoming healthy" % st["bad"]
+        if reason is None:
+            st["bad"] = st.get("bad", 0) + 1   # undone by good()
+        self._save()
+        self.reason = reason
+        return reason
+
+    def good(self):
+        """This boot ran healthy long enough: reset the bad-boot count."""
+        if self.state.get("bad"):
+            self.state["bad"] = 0
+            self._save()
+
+    def force(self, reason):
+        """Enter safe mode at the next boot (e.g. after a crash in this one)."""
+        self.state["force"] = reason
+        self._save()
+
+    def leave(self):
+        """Next boot is a normal one (the leave_safe_mode command)."""
+        self.state["bad"] = 0
+        self.state["force"] = None
+        self._save()
