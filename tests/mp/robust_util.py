@@ -4,12 +4,13 @@ import time
 
 
 class FakeClock:
-    """ticks_ms/ticks_add/ticks_diff with MicroPython semantics over a period of 2**bits
-    (2**30 as on the ESP32). Time only moves when the test calls advance(), or, with
+    """ticks_ms/ticks_add/ticks_diff with MicroPython semantics over a period of 2**bits. Time only moves when the test calls advance(), or, with
     follow_real=True, also as real time passes (so socket timeouts and our deadlines agree)."""
 
-    def __init__(self, start=0, bits=30, follow_real=False):
-        self.period = 1 << bits
+    def __init__(self, start=0, bits=None, follow_real=False):
+        # Default: the port's own period (2**30 on the ESP32, 2**62 on the 64-bit Unix port),
+        # because the MQTT client takes ticks_ms from us but uses time.ticks_diff itself.
+        self.period = (1 << bits) if bits else time.ticks_add(0, -1) + 1
         self._mask = self.period - 1
         self._half = self.period >> 1
         self._t = start & self._mask

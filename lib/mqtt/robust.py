@@ -1,0 +1,609 @@
+"""Auto-reconnecting MQTT client: a drop-in for umqtt.robust that never raises for a transient
+fault, never blocks the node's loop, and loses nothing it accepted.
+
+Every call does one bounded step of work. Reconnecting is a state machine advanced from the
+node's loop (``step()``, ``check_msg()`` or ``publish()``), paced by exponential backoff with full
+jitter; the CONNACK is awaited across steps, not inside one. Publishes go to a bounded outbox and
+are flushed in order when connected; QoS 1/2 messages stay in flight (with their packet id) until
+acknowledged and are resent with DUP=1 and the same id if the session is resumed, or as new
+publishes on a new session. Subscriptions are declarative: replayed whenever the broker has no
+session for us. Faults are reported through ``status()``, ``on_connect(session_present)`` and
+``on_disconnect(reason)``, never raised. With a WLAN object it waits for the station link and
+notices a drop within ``link_poll_ms``; it never touches the WiFi itself. What may still block,
+and only inside a connect attempt: DNS (``getaddrinfo``: the last good address is cached and
+re-resolved only after repeated failures), the TCP connect and a TLS handshake (bounded by
+``connect_timeout``), and replaying subscriptions (each waits for its SUBACK). Outside that, a
+write into a full TCP buffer is bounded by the client's ``timeout``::
+
+    from mqtt.robust import MQTTClient
+    c = MQTTClient("node-1", "broker.lan", keepalive=30, wlan=wlan, clean_session=False)
+    c.set_callback(on_msg)
+    c.subscribe(b"node-1/cmd/#", qos=1)    # remembered, replayed after a lost session
+    c.connect()                            # starts connecting; never raises for outages
+    while True:
+        c.publish(b"node-1/temp", b"21.5", qos=1)   # queued when offline
+        c.step()                                    # reconnect / receive / flush, bounded
+        if c.idle(): ...                            # nothing queued or in flight
+
+Options beyond the client's constructor (all keywords): ``wlan``; ``connect_timeout`` (s);
+``backoff_min``/``backoff_max`` (ms); ``healthy_ms`` (connected this long resets the backoff);
+``max_inflight`` (QoS 1/2 window); ``outbox_msgs``/``outbox_bytes``; ``policy`` (per QoS,
+``"queue"`` or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
+``clean_session=False``: connect clean once at power-up, then persistent); ``clock`` (an object
+with ``ticks_ms``/``ticks_add``/``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n));
+``resolver`` (like ``socket.getaddrinfo``); ``link_poll_ms``; ``client_factory``. Anything else
+(``timeout``, ``max_packet``, ``sock_factory``, ...) goes to the underlying client.
+"""
+
+import time
+
+from mqtt.backoff import Backoff
+from mqtt.client import MQTTClient as _Client
+from mqtt.client import MQTTException
+from mqtt.outbox import Inflight, Outbox
+
+# States reported by status()["state"].
+STOPPED = "stopped"  # not started, or disconnect() was called
+LINK_DOWN = "link_down"  # waiting for the WLAN station to come up
+BACKOFF = "backoff"  # waiting for the next connect attempt
+CONNECTING = "connecting"  # CONNECT sent, waiting for the CONNACK
+CONNECTED = "connected"
+
+_PID = 4
+_STAGE = 5
+_QUICK_KICK_LIMIT = 3  # this many drops in a row before healthy_ms: likely a duplicate id
+_DNS_FAIL_LIMIT = 3  # this many failed attempts in a row: resolve the host name again
+_FLUSH_BUDGET_MS = 100
+_RX_BATCH = 32  # packets processed per step at most
+_PUBACK = 0x40
+_PUBCOMP = 0x70
+
+_CONNACK_TEXT = {
+    1: "unacceptable protocol version",
+    2: "client id rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorised",
+}
+
+
+def _as_bytes(t):
+    return t.encode() if isinstance(t, str) else bytes(t)
+
+
+class MQTTClient:
+    DEBUG = False  # umqtt.robust: print what log() is told
+
+    def __init__(
+        self,
+        client_id,
+        server,
+        port=0,
+        user=None,
+        password=None,
+        keepalive=60,
+        ssl=None,
+        ssl_params={},
+        wlan=None,
+        connect_timeout=5,
+        backoff_min=1000,
+        backoff_max=300000,
+        healthy_ms=30000,
+        max_inflight=8,
+        outbox_msgs=100,
+        outbox_bytes=16384,
+        policy=("queue", "queue", "queue"),
+        clean_session=True,
+        clean_at_start=False,
+        clock=None,
+        rng=None,
+        resolver=None,
+        link_poll_ms=250,
+        client_factory=None,
+        **options
+    ):
+        if not 1 <= max_inflight <= 65535:
+            raise ValueError("max_inflight: expected 1..65535, got %r" % (max_inflight,))
+        if connect_timeout <= 0:
+            raise ValueError("connect_timeout: expected > 0 s, got %r" % (connect_timeout,))
+        self._clock = clk = clock or time
+        self._wlan = wlan
+        self._ct_ms = int(connect_timeout * 1000)
+        self._healthy_ms = healthy_ms
+        self._window = max_inflight
+        self._link_poll_ms = link_poll_ms
+        self._resolver = resolver
+        self.backoff = Backoff(backoff_min, backoff_max, rng)
+        self.outbox = Outbox(outbox_msgs, outbox_bytes, policy)
+        self.inflight = Inflight()
+        self._clean = clean_session
+        self._clean_at_start = clean_at_start
+        kw = dict(options)
+        # The wrapper owns the window and never waits for an ack inside a call: the client
+        # only writes (its own window is made wide) and reports acks through on_ack.
+        kw["max_inflight"] = 65535
+        kw["on_ack"] = self._on_ack
+        kw.setdefault("timeout", connect_timeout)
+        kw.setdefault("ticks", clk.ticks_ms)
+        self._c = (client_factory or _Client)(
+            client_id, server, port, user, password, keepalive, ssl, ssl_params, **kw
+        )
+        self._own_dns = "sock_factory" not in kw
+        self._cb = None
+        self.on_connect = None  # f(session_present: bool)
+        self.on_disconnect = None  # f(reason: str)
+        self._subs = {}  # topic (bytes) -> [qos, sent in the current session]
+        self._sub_order = []  # topics in the order first subscribed (replay order)
+        self._unsubs = []  # unsubscribes made while offline, for a resumed session
+        self._rejected = {}  # topic -> True: SUBACK 0x80, not replayed until subscribed again
+        self._state = STOPPED
+        self._present = False
+        self._next_at = 0
+        self._link_at = 0
+        self._up_at = 0
+        self._try_at = 0
+        self._phase_clean = False  # CONNECTING: the power-up clean connect of clean_at_start
+        self._healthy = False
+        self._booted = False  # a connection was made since power-up
+        self._got_msg = False
+        self._quick_kicks = 0
+        self._fails = 0  # failed attempts in a row
+        self._poll = None
+        self.reconnects = 0
+        self.attempts = 0
+        self.connects = 0
+        self.late_acks = 0  # acks for nothing we had in flight (the client's own count added)
+        self.last_error = None
+        self.config_error = False
+        self.kicks_suspect = False
+
+    # ---- umqtt-compatible API ----------------------------------------------------------------
+    def set_callback(self, f):
+        """f(topic, msg) as with umqtt; the client's rx_flags tell retain/QoS/DUP."""
+        self._cb = f
+        self._c.set_callback(self._on_msg)
+
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        self._c.set_last_will(topic, msg, retain, qos)
+
+    def connect(self, clean_session=None, wait=True):
+        """Start keeping a connection and make one attempt now (if the backoff allows it);
+        with wait, wait for its CONNACK up to connect_timeout, as umqtt's connect() would.
+        Returns the session-present flag if connected, else None; never raises for an outage:
+        the wrapper keeps trying from step()."""
+        if clean_session is not None:
+            self._clean = clean_session
+        if self._state == STOPPED:
+            self._state = BACKOFF
+            self._next_at = self._clock.ticks_ms()
+            self._link_at = self._next_at
+        self.step()
+        t0 = time.ticks_ms()
+        while wait and self._state == CONNECTING:
+            left = self._ct_ms - time.ticks_diff(time.ticks_ms(), t0)
+            if left <= 0:
+                break
+            p = self._poll
+            if p is not None:
+                p.poll(left if left < 50 else 50)
+            else:
+                time.sleep_ms(1)
+            self.step()
+        return self._present if self._state == CONNECTED else None
+
+    def reconnect(self):
+        """Drop the current connection (if any) and start a new attempt at once."""
+        if self._state in (CONNECTED, CONNECTING):
+            self._drop("reconnect requested", False)
+        if self._state != LINK_DOWN:
+            self._state = BACKOFF
+        self._next_at = self._clock.ticks_ms()
+        self.step()
+        return self._state == CONNECTED
+
+    def disconnect(self):
+        """Send DISCONNECT (if connected) and stop reconnecting; queued messages stay queued
+        and go out after the next connect(). With a clean session, in-flight ones are queued
+        again as new messages."""
+        st = self._state
+        self._state = STOPPED
+        if st == CONNECTED:
+            self._sync_stages()
+            try:
+                self._c.disconnect()
+            except Exception:  # noqa: BLE001 - the link may already be gone
+                pass
+            self._after_link_lost()
+            self._notify_down("disconnect requested")
+        elif st == CONNECTING:
+            self._abort()
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        """Queue a publish and send what the window allows. Returns False if the message was
+        refused (outbox policy for this QoS while offline, or bigger than the outbox)."""
+        if qos not in (0, 1, 2):
+            raise ValueError("qos: expected 0..2, got %r" % (qos,))
+        ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
+        if ok and self._state == CONNECTED:
+            self._flush()
+        return ok
+
+    def subscribe(self, topic, qos=0):
+        """Remember a subscription (replayed after every lost session) and send it now if
+        connected. A filter the broker refused is tried again only by calling this again."""
+        if qos not in (0, 1, 2):
+            raise ValueError("qos: expected 0..2, got %r" % (qos,))
+        t = _as_bytes(topic)
+        if t not in self._subs:
+            self._sub_order.append(t)
+        self._subs[t] = [qos, False]
+        self._rejected.pop(t, None)
+        if t in self._unsubs:
+            self._unsubs.remove(t)
+        if self._state == CONNECTED:
+            try:
+                self._sub_one(t)
+            except (OSError, MQTTException) as e:
+                self._drop(e)
+
+    def unsubscribe(self, topic):
+        t = _as_bytes(topic)
+        if t in self._subs:
+            del self._subs[t]
+            self._sub_order.remove(t)
+        self._rejected.pop(t, None)
+        if self._state == CONNECTED:
+            try:
+                self._c.unsubscribe(t)
+            except (OSError, MQTTException) as e:
+                self._drop(e)
+        elif t not in self._unsubs:
+            self._unsubs.append(t)
+
+    def check_msg(self):
+        """One bounded step (see step()); messages go to the callback."""
+        self.step()
+
+    def wait_msg(self, timeout_ms=None):
+        """umqtt semantics: block until one message arrives (or timeout_ms passes), keeping
+        the connection up meanwhile. Returns True if a message was delivered."""
+        start = time.ticks_ms()
+        self._got_msg = False
+        while True:
+            self.step()
+            if self._got_msg:
+                return True
+            if timeout_ms is not None and time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
+                return False
+            time.sleep_ms(5 if self._state == CONNECTED else 50)
+
+    def ping(self):
+        if self._state == CONNECTED:
+            try:
+                self._c.ping()
+            except (OSError, MQTTException) as e:
+                self._drop(e)
+
+    def log(self, in_reconnect, e):
+        """umqtt.robust hook: subclasses may override it to report faults."""
+        if self.DEBUG:
+            print("mqtt.robust: %s: %s" % ("reconnect" if in_reconnect else "error", e))
+
+    def delay(self, i):
+        """umqtt.robust hook; kept for compatibility, pacing is the backoff's job."""
+
+    # ---- status ------------------------------------------------------------------------------
+    def is_connected(self):
+        return self._state == CONNECTED
+
+    def idle(self):
+        """True when nothing is queued or in flight (safe to sleep or power down)."""
+        return not len(self.outbox) and not len(self.inflight)
+
+    def status(self):
+        s = {
+            "state": self._state,
+            "reconnects": self.reconnects,
+            "connects": self.connects,
+            "attempts": self.attempts,
+            "failures": self._fails,
+            "last_error": self.last_error,
+            "config_error": self.config_error,
+            "duplicate_id_suspected": self.kicks_suspect,
+            "outbox": len(self.outbox),
+            "outbox_bytes": self.outbox.bytes,
+            "drops": self.outbox.dropped(),
+            "inflight": len(self.inflight),
+            "late_acks": self.late_acks + self._c.stray,
+            "rejected": list(self._rejected),
+            "retry_in_ms": 0,
+        }
+        if self._state == BACKOFF:
+            d = self._clock.ticks_diff(self._next_at, self._clock.ticks_ms())
+            s["retry_in_ms"] = d if d > 0 else 0
+        return s
+
+    # ---- the state machine -------------------------------------------------------------------
+    def step(self):
+        """Advance one bounded step: watch the link, connect when due, read what arrived,
+        flush the outbox. Never raises for a transient fault."""
+        st = self._state
+        if st == STOPPED:
+            return
+        clk = self._clock
+        now = clk.ticks_ms()
+        w = self._wlan
+        if w is not None and (st == LINK_DOWN or clk.ticks_diff(now, self._link_at) >= 0):
+            self._link_at = clk.ticks_add(now, self._link_poll_ms)
+            if not w.isconnected():
+                if st in (CONNECTED, CONNECTING):
+                    self._drop("wifi station down", False)
+                self._state = LINK_DOWN
+                return
+            if st == LINK_DOWN:
+                # The station is back: connect now unless the backoff says otherwise.
+                self._state = st = BACKOFF
+        if st == CONNECTED:
+            self._service(now)
+        elif st == CONNECTING:
+            self._await_connack(now)
+        elif clk.ticks_diff(now, self._next_at) >= 0:
+            self._attempt(now)
+
+    def _service(self, now):
+        c = self._c
+        try:
+            n = 0
+            while n < _RX_BATCH and c.check_msg() is not None:
+                n += 1
+        except (OSError, MQTTException) as e:
+            self._drop(e)
+            return
+        if self._state != CONNECTED:
+            return
+        self._flush()
+        if not self._healthy and self._clock.ticks_diff(now, self._up_at) >= self._healthy_ms:
+            # Only a connection that lasted resets the pace: "accepted, then kicked" (a
+            # duplicate client id, an overloaded broker) keeps backing off.
+            self._healthy = True
+            self.backoff.reset()
+            self._quick_kicks = 0
+            self.kicks_suspect = False
+
+    def _flush(self):
+        """Send queued messages in order while the window has room, bounded in time."""
+        clk = self._clock
+        ob = self.outbox
+        infl = self.inflight
+        c = self._c
+        t0 = clk.ticks_ms()
+        try:
+            while len(ob) and len(infl) < self._window:
+                e = ob.first()
+                pid = c.publish(e[0], e[1], e[2], e[3])
+                ob.pop()
+                if e[3]:
+                    e[_PID] = pid
+                    infl.add(e)
+                if clk.ticks_diff(clk.ticks_ms(), t0) >= _FLUSH_BUDGET_MS:
+                    break
+        except (OSError, MQTTException) as e:
+            # The head stays queued: a PUBLISH that failed to go out entirely is sent again.
+            self._drop(e)
+
+    def _on_msg(self, topic, msg):
+        self._got_msg = True
+        if self._cb:
+            self._cb(topic, msg)
+
+    def _on_ack(self, pid, kind):
+        # The client reports an ack it was waiting for; acks matching nothing at all it
+        # counts itself (stray). Subscription acks are not ours to track.
+        if kind == _PUBACK or kind == _PUBCOMP:
+            e = self.inflight.find(pid)
+            if e is None:
+                self.late_acks += 1
+            else:
+                self.inflight.remove(e)
+
+    def _sync_stages(self):
+        # Before the client forgets its in-flight table (a new connect clears it), note which
+        # QoS 2 messages got their PUBREC: those are resumed with PUBREL, not PUBLISH.
+        f = self._c.inflight
+        for e in self.inflight.entries():
+            if e[3] == 2 and f.get(e[_PID]) == _PUBCOMP:
+                e[_STAGE] = 1
+
+    def _sub_one(self, t):
+        s = self._subs[t]
+        try:
+            self._c.subscribe(t, s[0])
+        except MQTTException as e:
+            if e.code != 0x80:
+                raise
+            self._rejected[t] = True
+            self.last_error = "subscription to %s refused by the broker (SUBACK 0x80)" % t.decode()
+            self.log(False, self.last_error)
+            return
+        s[1] = True
+
+    def _resolve(self):
+        c = self._c
+        if not self._own_dns:
+            return
+        if c.addr is not None and not (self._fails and self._fails % _DNS_FAIL_LIMIT == 0):
+            return
+        # First connect, or repeated failures: resolve again, but keep the last good address
+        # if the name server is unreachable too.
+        gai = self._resolver
+        if gai is None:
+            import socket
+
+            gai = socket.getaddrinfo
+        try:
+            c.addr = gai(c.server, c.port, 0, 1)[0]  # SOCK_STREAM is 1 on lwIP and Linux
+        except OSError:
+            if c.addr is None:
+                raise
+
+    def _attempt(self, now):
+        self.attempts += 1
+        self._try_at = now
+        self._phase_clean = not self._booted and self._clean_at_start and not self._clean
+        try:
+            self._resolve()
+            self._c.begin_connect(self._phase_clean or self._clean, self._ct_ms / 1000)
+            self._poll = None
+        except (OSError, MQTTException) as e:
+            self._abort()
+            self._failed(e)
+            return
+        self._state = CONNECTING
+        self._await_connack(now)
+
+    def _await_connack(self, now):
+        c = self._c
+        try:
+            if self._poll is None:
+                import select
+
+                self._poll = select.poll()
+                self._poll.register(c.sock, select.POLLIN)
+            if not self._poll.poll(0):
+                if self._clock.ticks_diff(now, self._try_at) >= self._ct_ms:
+                    raise OSError(110)  # ETIMEDOUT: TCP accepted, no CONNACK
+                return
+            self._poll = None
+            present = c.finish_connect()
+            if self._phase_clean:
+                # Power-up: the clean connect discarded any old session (MQTT-3.1.2-6); now
+                # open the persistent one we keep from here on.
+                self._phase_clean = False
+                c.disconnect()
+                self._booted = True
+                c.begin_connect(False, self._ct_ms / 1000)
+                self._try_at = self._clock.ticks_ms()
+                return
+        except (OSError, MQTTException) as e:
+            self._poll = None
+            self._abort()
+            self._failed(e)
+            return
+        self._connected(bool(present))
+
+    def _connected(self, present):
+        self._present = present
+        self._state = CONNECTED
+        self._up_at = self._clock.ticks_ms()
+        self._healthy = False
+        self._fails = 0
+        self.config_error = False
+        if self.connects:
+            self.reconnects += 1
+        self.connects += 1
+        self._booted = True
+        try:
+            if present:
+                self._resend_inflight()
+                for t in self._unsubs:
+                    self._c.unsubscribe(t)
+                self._unsubs = []
+                for t in self._sub_order:  # made while offline: not in the broker's session
+                    if not self._subs[t][1] and t not in self._rejected:
+                        self._sub_one(t)
+            else:
+                # A new session: in-flight messages go again as new publishes, ahead of the
+                # rest, and every subscription is made again.
+                self.outbox.requeue(self.inflight.take_all())
+                self._unsubs = []
+                for t in self._sub_order:
+                    self._subs[t][1] = False
+                    if t not in self._rejected:
+                        self._sub_one(t)
+        except (OSError, MQTTException) as e:
+            self._drop(e)
+            return
+        self.log(True, "connected, session present %d" % present)
+        if self.on_connect:
+            self.on_connect(present)
+        if self._state == CONNECTED:
+            self._flush()
+
+    def _resend_inflight(self):
+        # MQTT-4.4.0-1: on a resumed session unacknowledged PUBLISH packets go again with
+        # DUP=1 (MQTT-3.3.1-1) and their original ids; PUBRELs for QoS 2 ones already PUBREC'd.
+        c = self._c
+        for e in self.inflight.entries():
+            if e[_STAGE]:
+                c.pubrel(e[_PID])
+            else:
+                c.publish(e[0], e[1], e[2], e[3], pid=e[_PID], dup=True)
+
+    def _failed(self, e, code=None):
+        self._fails += 1
+        self._state = BACKOFF
+        code = getattr(e, "code", None) if isinstance(e, MQTTException) else None
+        if code in (1, 2, 4, 5):
+            # Configuration errors: retrying fast cannot help; report clearly and go slow.
+            self.config_error = True
+            self.last_error = "connection refused: CONNACK %d (%s); check the configuration" % (
+                code,
+                _CONNACK_TEXT[code],
+            )
+            delay = self.backoff.slowest()
+        else:
+            if code == 3:
+                self.last_error = "connection refused: CONNACK 3 (server unavailable)"
+            elif isinstance(e, OSError) and e.args and e.args[0] == 110:
+                self.last_error = "connect failed: timed out"
+            else:
+                self.last_error = "connect failed: %r" % (e,)
+            delay = self.backoff.next()
+        self._next_at = self._clock.ticks_add(self._clock.ticks_ms(), delay)
+        self.log(True, self.last_error)
+
+    def _abort(self):
+        # Close without DISCONNECT (the broker then publishes our will, as it should).
+        c = self._c
+        s = c.sock
+        c.sock = None
+        if s is not None:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _after_link_lost(self):
+        self._abort()
+        if self._clean:
+            # The next connection is a new session: nothing will be resumed.
+            self.outbox.requeue(self.inflight.take_all())
+
+    def _drop(self, why, count_kick=True):
+        """The connection is gone (or must go): close it and schedule the next attempt."""
+        st = self._state
+        if st not in (CONNECTED, CONNECTING):
+            return
+        if st == CONNECTED:
+            self._sync_stages()
+        self._after_link_lost()
+        clk = self._clock
+        reason = why if isinstance(why, str) else "connection lost: %r" % (why,)
+        if st == CONNECTED and count_kick and not self._healthy:
+            self._quick_kicks += 1
+            if self._quick_kicks >= _QUICK_KICK_LIMIT:
+                self.kicks_suspect = True
+                reason = "dropped %d times in a row soon after CONNACK, likely a duplicate client id (%s)" % (
+                    self._quick_kicks,
+                    reason,
+                )
+        self.last_error = reason
+        self._state = BACKOFF
+        self._next_at = clk.ticks_add(clk.ticks_ms(), self.backoff.next())
+        self.log(False, reason)
+        if st == CONNECTED:
+            self._notify_down(reason)
+
+    def _notify_down(self, reason):
+        if self.on_disconnect:
+            self.on_disconnect(reason)
