@@ -1,0 +1,137 @@
+# BME280/BMP280 driver against the BME280 model on the simulated bus.
+import errno
+import gc
+import time
+
+import machine
+import simenv
+from simdev.bme280 import BME280Model
+from sensors import NoReadingError
+from sensors.bme280 import BME280, BMP280
+
+simenv.clock.set_speed(0)  # time moves only when we (or sleeps) move it
+
+
+def bus(model=None):
+    i2c = machine.SoftI2C(scl=machine.Pin(5), sda=machine.Pin(17))
+    for a in (0x76, 0x77):
+        i2c._w.detach(a)
+    if model is not None:
+        i2c.sim_attach(model)
+    return i2c
+
+
+def expect(exc, fn, check=None):
+    try:
+        r = fn()
+    except exc as e:
+        if check is not None:
+            check(e)
+        return e
+    raise AssertionError("expected %s, got %r" % (exc.__name__, r))
+
+
+def test_target_in_same_value_out():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    for t, h, p in ((21.53, 45.2, 1013.2), (-39.5, 5.0, 300.0), (84.0, 99.0, 1100.0), (0.0, 50.0, 950.55)):
+        m.set(temperature=t, humidity=h, pressure=p)
+        r = s.read()
+        assert abs(r["temperature"] - t) <= 0.01, (t, r)
+        assert abs(r["humidity"] - h) <= 0.05, (h, r)
+        assert abs(r["pressure"] - p) <= 0.02, (p, r)
+    assert sorted(r) == sorted(BME280.QUANTITIES)
+
+
+def test_bmp280_has_no_humidity_and_is_identified():
+    m = BME280Model(0x77, chip="bmp280")
+    m.set(temperature=-12.25, pressure=987.65)
+    i2c = bus(m)
+    r = BMP280(i2c, address=0x77).read()
+    assert sorted(r) == ["pressure", "temperature"], r
+    assert abs(r["temperature"] + 12.25) <= 0.01 and abs(r["pressure"] - 987.65) <= 0.02, r
+    # a BMP280 is not a BME280, and the other way round
+    expect(OSError, lambda: BME280(i2c, address=0x77),
+           lambda e: str(e).startswith("no BME280 at 0x77") or (_ for _ in ()).throw(AssertionError(str(e))))
+    bus(BME280Model(0x76))
+    expect(OSError, lambda: BMP280(i2c, address=0x76))
+
+
+def test_absent_chip_names_chip_and_address():
+    e = expect(OSError, lambda: BME280(bus(), address=0x76))
+    assert e.args[0] == "no BME280 at 0x76", e.args
+    m = BME280Model(0x76)
+    m.fault = "absent"
+    e = expect(OSError, lambda: BME280(bus(m)))
+    assert e.args[0] == "no BME280 at 0x76", e.args
+
+
+def test_split_start_then_read_does_not_block():
+    m = BME280Model(0x76)
+    s = BME280(bus(m), temp_os=1, press_os=1, hum_os=1)
+    assert s.conversion_ms == 10, s.conversion_ms  # 1.25 + 2.3 + 2.875 + 2.875 = 9.3 ms, rounded up
+    m.set(temperature=30.0)
+    s.start()
+    t0 = time.ticks_ms()
+    simenv.clock.advance(s.conversion_ms)
+    r = s.read()
+    assert time.ticks_diff(time.ticks_ms(), t0) == s.conversion_ms  # read() itself did not wait
+    assert abs(r["temperature"] - 30.0) <= 0.01
+
+
+def test_nack_mid_transfer_is_oserror_enodev():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    m.fault = "nack"
+    expect(OSError, s.read, lambda e: e.errno == errno.ENODEV or (_ for _ in ()).throw(AssertionError(e)))
+    m.fault = None
+    assert "temperature" in s.read()
+
+
+def test_stuck_bus_is_oserror_etimedout():
+    m = BME280Model(0x76)
+    i2c = bus(m)
+    s = BME280(i2c)
+    m.fault = "bus_stuck"
+    e = expect(OSError, s.read)
+    assert e.errno == errno.ETIMEDOUT, e
+    m.fault = None
+    i2c._w.stuck = True
+    e = expect(OSError, s.read)
+    assert e.errno == errno.ETIMEDOUT, e
+    i2c._w.stuck = False
+
+
+def test_measurement_never_finishing_is_no_reading():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    m.fault = "stuck"
+    expect(NoReadingError, s.read)
+
+
+def test_reset_values_in_data_registers_are_no_reading():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    s._started = True  # pretend a conversion was started: the registers still hold reset values
+    expect(NoReadingError, s.read)
+
+
+def test_bad_oversampling_is_value_error():
+    expect(ValueError, lambda: BME280(bus(BME280Model(0x76)), temp_os=3))
+
+
+def test_1000_reads_keep_the_heap_flat():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    r = s.read()
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(1000):
+        s.start()
+        simenv.clock.advance(s.conversion_ms)
+        r = s.read()
+    r = None
+    gc.collect()
+    grown = gc.mem_alloc() - before
+    print("bme280 heap growth after 1000 reads:", grown)
+    assert grown < 512, grown
