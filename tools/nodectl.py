@@ -985,20 +985,26 @@ def cmd_provision(args) -> int:
 # monitor: a live table of a node's MQTT topics
 # ---------------------------------------------------------------------------------------------
 
-AVAILABILITY_WORDS = {"online", "offline"}
-DIAG_PARTS = {"diag", "diagnostics", "health", "info", "stats", "$diag"}
+AVAILABILITY_WORDS = {"online", "offline", "sleeping"}
+# The node's reserved subtopics (lib/node/app.py): B/status, B/status/<sensor>, B/diag, B/info,
+# B/cmd, B/result, B/backlog; everything else under B is a value (B/Temp, B/json ...).
+KINDS = {
+    "status": "availability",
+    "diag": "diagnostics",
+    "info": "diagnostics",
+    "cmd": "command",
+    "result": "command",
+    "backlog": "backlog",
+}
+KIND_ORDER = ("availability", "value", "diagnostics", "backlog", "command")
 
 
 def classify(rel: str, payload: str) -> str:
-    parts = rel.split("/")
-    if payload.strip().lower() in AVAILABILITY_WORDS or parts[-1] in (
-        "availability",
-        "status",
-        "$state",
-    ):
+    first = rel.split("/")[0]
+    if first in KINDS:
+        return KINDS[first]
+    if payload.strip().lower() in AVAILABILITY_WORDS:
         return "availability"
-    if any(p in DIAG_PARTS for p in parts):
-        return "diagnostics"
     return "value"
 
 
@@ -1015,10 +1021,9 @@ class NodeView:
         self.topics[rel] = (payload.decode("utf-8", "replace"), self.clock(), retained)
 
     def availability(self) -> str | None:
-        for rel, (payload, _, _) in self.topics.items():
-            if classify(rel, payload) == "availability":
-                return payload.strip().lower()
-        return None
+        """The node's own B/status (not a sensor's B/status/<name>)."""
+        got = self.topics.get("status")
+        return got[0].strip().lower() if got else None
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         now = self.clock()
@@ -1036,8 +1041,7 @@ class NodeView:
                     rows.append((kind, f"{rel}.{k}", json.dumps(doc[k]), age))
             else:
                 rows.append((kind, rel, payload, age))
-        order = {"availability": 0, "value": 1, "diagnostics": 2}
-        rows.sort(key=lambda r: (order[r[0]], r[1]))
+        rows.sort(key=lambda r: (KIND_ORDER.index(r[0]), r[1]))
         return rows
 
     def render(self) -> str:
