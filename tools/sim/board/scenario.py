@@ -13,7 +13,7 @@ simulated wall clock (UTC).
          "values": {"temperature": {"daily": {"mean": 21, "amplitude": 3, "peak_hour": 15}},
                     "humidity": 45, "pressure": {"ramp": {"from_t": 0, "to_t": 3600, "from": 1013, "to": 1005}}},
          "faults": [{"kind": "nack", "from_t": 600, "to_t": 660}]},
-        {"type": "ds18b20", "pin": 4, "rom": "28ff4a1b0316036c", "values": {"temperature": 5}},
+        {"type": "ds18b20", "pin": 4, "rom": "28ff4a1b031603f0", "values": {"temperature": 5}},
         {"type": "dht22", "pin": 15, "values": {"temperature": 20, "humidity": 50}},
         {"type": "adc", "pin": 35, "divider": 2.0, "values": {"voltage": {"steps": [[0, 4.1], [7200, 3.6]]}}}
       ],

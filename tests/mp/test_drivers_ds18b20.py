@@ -1,0 +1,153 @@
+# DS18B20 driver over the firmware-style onewire module and the bit-level DS18B20 model.
+import gc
+import time
+
+import machine
+import onewire
+import simenv
+from simdev.ds18b20 import DS18B20Model
+from sensors import NoReadingError
+from sensors.crc import CRCError
+from sensors.ds18b20 import DS18B20, scan, start_all, rom_hex, rom_bytes
+
+TIMEOUT = 60
+simenv.clock.set_speed(0)
+_pin = [20]
+
+
+def bus(*temps):
+    _pin[0] += 1  # a fresh 1-Wire pin per test
+    w = simenv.ow_wires(_pin[0])
+    models = []
+    for t in temps:
+        m = w.attach(DS18B20Model())
+        m.set(temperature=t)
+        models.append(m)
+    return onewire.OneWire(machine.Pin(_pin[0])), models
+
+
+def expect(exc, fn):
+    try:
+        r = fn()
+    except exc as e:
+        return e
+    raise AssertionError("expected %s, got %r" % (exc.__name__, r))
+
+
+def test_scan_finds_every_sensor_by_rom():
+    ow, models = bus(1.0, 2.0, 3.0, 4.0, 5.0)
+    roms = scan(ow)
+    assert sorted(roms) == sorted(m.rom for m in models), [rom_hex(r) for r in roms]
+
+
+def test_several_on_one_bus_each_reads_its_own():
+    temps = (21.5, -10.125, 0.0625, 85.5, -55.0, 125.0)
+    ow, models = bus(*temps)
+    for m in models:
+        s = DS18B20(ow, rom_hex(m.rom))
+        assert s.read() == {"temperature": m.value("temperature")}
+
+
+def test_start_all_then_read_each_without_waiting():
+    ow, models = bus(20.0, 25.5)
+    sensors = [DS18B20(ow, m.rom) for m in models]
+    start_all(ow)
+    simenv.clock.advance(750)
+    t0 = time.ticks_ms()
+    for s, m in zip(sensors, models):
+        s.mark_started()
+        assert s.read()["temperature"] == m.value("temperature")
+    assert time.ticks_diff(time.ticks_ms(), t0) < 10
+
+
+def test_power_on_value_is_not_a_reading():
+    ow, models = bus(85.0)
+    s = DS18B20(ow)
+    s.mark_started()  # read the scratchpad as it is after power-on: 0x0550
+    e = expect(NoReadingError, s.read)
+    assert "85" in str(e)
+    # a real conversion of a real 85.0 degC would also read 0x0550: the driver never returns it
+    expect(NoReadingError, s.read)
+    models[0].set(temperature=21.0)
+    assert s.read() == {"temperature": 21.0}
+    models[0].fault = "reset85"
+    expect(NoReadingError, s.read)
+
+
+def test_resolution_sets_config_and_conversion_time():
+    ow, models = bus(23.5678)
+    for bits, ms, want in ((9, 94, 23.5), (10, 188, 23.5), (11, 375, 23.5), (12, 750, 23.5625)):
+        s = DS18B20(ow, resolution=bits)
+        assert s.conversion_ms == ms
+        assert models[0].sp[4] == (0x1F | ((bits - 9) << 5))
+        s.start()
+        simenv.clock.advance(ms)
+        assert s.read() == {"temperature": want}, (bits, s.read())
+
+
+def test_crc_corruption_is_crc_error():
+    ow, models = bus(10.0)
+    s = DS18B20(ow)
+    models[0].fault = "crc"
+    expect(CRCError, s.read)
+
+
+def test_absent_sensor_and_empty_bus():
+    ow, models = bus(10.0)
+    s = DS18B20(ow)
+    models[0].fault = "absent"
+    e = expect(OSError, s.read)
+    assert "no DS18B20 " + rom_hex(models[0].rom) in e.args[0], e.args
+    ow2, _ = bus()
+    e = expect(OSError, lambda: DS18B20(ow2))
+    assert e.args[0] == "no DS18B20 on the 1-Wire bus", e.args
+
+
+def test_several_sensors_need_a_rom():
+    ow, _ = bus(1.0, 2.0)
+    e = expect(OSError, lambda: DS18B20(ow))
+    assert "give the rom" in e.args[0]
+
+
+def test_shorted_bus_is_not_zero_degrees():
+    ow, models = bus(10.0)
+    s = DS18B20(ow)
+    models[0].fault = "bus_low"
+    expect(OSError, s.read)  # all-zero scratchpad has a valid CRC, the config byte gives it away
+
+
+def test_conversion_never_finishing_is_no_reading_not_stale():
+    ow, models = bus(10.0)
+    models[0].fault = "stuck"
+    s = DS18B20(ow)
+    expect(NoReadingError, s.read)  # the scratchpad still holds the power-on value
+
+
+def test_bad_rom_arguments():
+    expect(ValueError, lambda: rom_bytes("10ff4a1b0316036c"))  # family 0x10 is a DS18S20
+    expect(CRCError, lambda: rom_bytes("28ff4a1b0316036c"))
+    expect(ValueError, lambda: rom_bytes("28ff"))
+    assert rom_hex(rom_bytes("28ff4a1b031603f0")) == "28ff4a1b031603f0"
+
+
+def test_takes_a_pin_and_wraps_it_in_onewire():
+    ow, models = bus(12.5)
+    s = DS18B20(machine.Pin(_pin[0]))
+    assert s.read() == {"temperature": 12.5}
+
+
+def test_1000_reads_keep_the_heap_flat():
+    ow, models = bus(19.5, 20.5)
+    s = DS18B20(ow, models[1].rom)
+    r = s.read()
+    gc.collect()
+    before = gc.mem_alloc()
+    for _ in range(1000):
+        s.start()
+        simenv.clock.advance(s.conversion_ms)
+        r = s.read()
+    r = None
+    gc.collect()
+    grown = gc.mem_alloc() - before
+    print("DS18B20 heap growth after 1000 reads:", grown)
+    assert grown < 512, grown

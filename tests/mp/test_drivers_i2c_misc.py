@@ -1,0 +1,171 @@
+# SHT3x, SHT4x, AHT20, BH1750 drivers against their models; faults give documented errors.
+import errno
+import gc
+import time
+
+import machine
+import simenv
+from simdev.sht import SHT3xModel, SHT4xModel
+from simdev.aht20 import AHT20Model
+from simdev.bh1750 import BH1750Model
+from sensors import NoReadingError
+from sensors.crc import CRCError
+from sensors.sht3x import SHT3x
+from sensors.sht4x import SHT4x
+from sensors.aht20 import AHT20
+from sensors.bh1750 import BH1750
+
+simenv.clock.set_speed(0)
+
+
+def bus(model=None):
+    i2c = machine.SoftI2C(scl=machine.Pin(13), sda=machine.Pin(14))
+    i2c._w.devices = []
+    i2c._w.stuck = False
+    if model is not None:
+        i2c.sim_attach(model)
+    return i2c
+
+
+def expect(exc, fn):
+    try:
+        r = fn()
+    except exc as e:
+        return e
+    raise AssertionError("expected %s, got %r" % (exc.__name__, r))
+
+
+def roundtrip(model, drv, cases, tol):
+    for vals in cases:
+        model.set(**vals)
+        r = drv.read()
+        for q, v in vals.items():
+            assert abs(r[q] - v) <= tol[q], (q, v, r)
+        assert sorted(r) == sorted(drv.QUANTITIES), r
+
+
+def test_sht3x_target_in_same_value_out():
+    m = SHT3xModel(0x44)
+    s = SHT3x(bus(m))
+    roundtrip(m, s, ({"temperature": 21.53, "humidity": 45.2}, {"temperature": -40.0, "humidity": 0.5},
+                     {"temperature": 124.9, "humidity": 99.99}), {"temperature": 0.01, "humidity": 0.01})
+
+
+def test_sht4x_target_in_same_value_out():
+    m = SHT4xModel(0x44)
+    s = SHT4x(bus(m))
+    assert s.serial == m.serial
+    roundtrip(m, s, ({"temperature": 21.53, "humidity": 45.2}, {"temperature": -40.0, "humidity": 0.0},
+                     {"temperature": 124.9, "humidity": 100.0}), {"temperature": 0.01, "humidity": 0.01})
+
+
+def test_aht20_target_in_same_value_out_and_calibrates():
+    m = AHT20Model()
+    s = AHT20(bus(m))
+    assert m.calibrated  # the driver sent 0xBE 0x08 0x00 to an uncalibrated chip
+    roundtrip(m, s, ({"temperature": 21.53, "humidity": 45.2}, {"temperature": -39.99, "humidity": 1.0},
+                     {"temperature": 84.5, "humidity": 99.9}), {"temperature": 0.01, "humidity": 0.01})
+
+
+def test_bh1750_target_in_same_value_out():
+    m = BH1750Model()
+    for mode, res in (("high", 0.84), ("high2", 0.42), ("low", 0.84)):
+        s = BH1750(bus(m), mode=mode)
+        roundtrip(m, s, ({"illuminance": 0.0}, {"illuminance": 321.4}, {"illuminance": 27000.0}), {"illuminance": res})
+    s = BH1750(bus(m), mtreg=254)  # longer integration: finer counts
+    assert s.conversion_ms == 663, s.conversion_ms  # 180 ms * 254 / 69, rounded up
+    roundtrip(m, s, ({"illuminance": 12.34},), {"illuminance": 0.23})
+
+
+def test_absent_chips_are_named():
+    for cls, name, addr in ((SHT3x, "SHT3x", 0x44), (SHT4x, "SHT4x", 0x44), (AHT20, "AHT20", 0x38),
+                            (BH1750, "BH1750", 0x23)):
+        e = expect(OSError, lambda: cls(bus(), address=addr))
+        assert e.args[0] == "no %s at 0x%02x" % (name, addr), e.args
+
+
+def test_sht3x_and_sht4x_do_not_pass_for_each_other():
+    expect(OSError, lambda: SHT3x(bus(SHT4xModel(0x44))))
+    expect(OSError, lambda: SHT4x(bus(SHT3xModel(0x44))))
+
+
+def test_crc_corruption_raises_crc_error():
+    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x44), SHT4x), (AHT20Model(), AHT20)):
+        s = cls(bus(model))
+        model.fault = "crc"
+        expect(CRCError, s.read)
+        model.fault = None
+        s.read()
+
+
+def test_crc_corruption_at_construction_raises_crc_error():
+    m = SHT3xModel(0x44)
+    m.fault = "crc"
+    expect(CRCError, lambda: SHT3x(bus(m)))
+
+
+def test_nack_mid_transfer_and_stuck_bus_are_oserrors():
+    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x44), SHT4x), (AHT20Model(), AHT20),
+                       (BH1750Model(), BH1750)):
+        s = cls(bus(model))
+        model.fault = "nack"
+        assert expect(OSError, s.read).errno == errno.ENODEV
+        model.fault = "bus_stuck"
+        assert expect(OSError, s.read).errno == errno.ETIMEDOUT
+        model.fault = None
+        s._started = False
+        s.read()
+
+
+def test_measurement_never_finishing():
+    # SHT NACKs its read header while measuring; AHT20 stays busy
+    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x44), SHT4x)):
+        s = cls(bus(model))
+        model.fault = "stuck"
+        assert expect(OSError, s.read).errno == errno.ENODEV
+    m = AHT20Model()
+    s = AHT20(bus(m))
+    m.fault = "stuck"
+    expect(NoReadingError, s.read)
+
+
+def test_sht_read_too_early_is_enodev_not_a_number():
+    m = SHT3xModel(0x44)
+    s = SHT3x(bus(m))
+    s.start()
+    assert expect(OSError, s.read).errno == errno.ENODEV
+
+
+def test_split_reads_do_not_wait():
+    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x44), SHT4x), (AHT20Model(), AHT20),
+                       (BH1750Model(), BH1750)):
+        s = cls(bus(model))
+        s.start()
+        simenv.clock.advance(s.conversion_ms)
+        t0 = time.ticks_ms()
+        s.read()
+        assert time.ticks_diff(time.ticks_ms(), t0) == 0, cls
+
+
+def test_bad_arguments_are_value_errors():
+    expect(ValueError, lambda: SHT3x(bus(SHT3xModel(0x44)), repeatability="ultra"))
+    expect(ValueError, lambda: SHT4x(bus(SHT4xModel(0x44)), precision="x"))
+    expect(ValueError, lambda: BH1750(bus(BH1750Model()), mtreg=300))
+
+
+def test_1000_reads_keep_the_heap_flat():
+    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x45), SHT4x), (AHT20Model(), AHT20),
+                       (BH1750Model(), BH1750)):
+        s = cls(bus(model), address=model.address)
+        r = s.read()
+        gc.collect()
+        before = gc.mem_alloc()
+        for _ in range(1000):
+            s.start()
+            simenv.clock.advance(s.conversion_ms)
+            r = s.read()
+        r = None
+        gc.collect()
+        grown = gc.mem_alloc() - before
+        print(cls.NAME, "heap growth after 1000 reads:", grown)
+        assert grown < 512, (cls.NAME, grown)
