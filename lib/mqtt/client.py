@@ -43,7 +43,7 @@ Hooks for a wrapper (lib/mqtt/robust.py):
 from micropython import const
 import socket
 import select
-from time import ticks_ms, ticks_diff
+from time import ticks_ms, ticks_diff, ticks_add
 from errno import ETIMEDOUT, ECONNRESET, ENOTCONN
 
 _PUBLISH = const(0x30)
@@ -108,6 +108,7 @@ class MQTTClient:
         self.stray = 0
         self.dropped = 0
         self.rx_flags = 0
+        self._dl = 0
         self._rx2 = set()  # inbound QoS 2 ids between PUBREC and PUBREL (exactly once)
         g = kw.get
         self.timeout = g("timeout", 10)
@@ -161,8 +162,8 @@ class MQTTClient:
         self._p = select.poll()
         self._p.register(s, select.POLLIN)
         self.inflight.clear()
-        self._pt = None  # ticks when an unanswered PINGREQ was sent
-        self._rx = self._tx = self._ack_t = self.ticks()
+        self._pend = False  # a PINGREQ is unanswered
+        self._kt = self._ack_t = self._dl = self.ticks()
         self._clean = clean_session
         # CONNECT, MQTT 3.1.2: protocol name, level 4, flags, keepalive; payload 3.1.3.
         fl = 2 if clean_session else 0
@@ -195,7 +196,7 @@ class MQTTClient:
             self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
         self._raw.settimeout(self.timeout)
         self._t = int(self.timeout * 1000)
-        self._rx = self.ticks()
+        self._kt = self.ticks()
         return sp
 
     def connect(self, clean_session=True, timeout=None):
@@ -260,7 +261,6 @@ class MQTTClient:
             raise
         if r != n:
             self._err(ETIMEDOUT)
-        self._tx = self.ticks()
 
     def _rd(self, n, start=0):
         # Read exactly n (<= _RBUF) bytes into the preallocated buffer. Silence or EOF at a
@@ -347,32 +347,37 @@ class MQTTClient:
                 return p
 
     def _due(self):
-        # Keepalive and ack deadlines; returns ms until the next one. Sends PINGREQ after
-        # keepalive/2 of silence either way (MQTT-3.1.2-23 wants one within keepalive) and
-        # fails when its PINGRESP or an expected ack is late, closing the socket.
+        # Keepalive and ack deadlines; returns ms until the next one (kept in _dl so the QoS 0
+        # path can skip this). A PINGREQ goes out every keepalive/2 whatever the traffic (the
+        # broker needs one within keepalive, MQTT-3.1.2-23) and its PINGRESP must come back
+        # within keepalive/2, so a dead link is found within 1 x keepalive (MQTT 3.1.2.10).
+        # An ack must come within `timeout` of the last progress.
         if not self.sock:
             raise OSError(ENOTCONN)
         now = self.ticks()
         w = self._t
         if self.inflight:
-            d = w - ticks_diff(now, self._ack_t)
-            if d <= 0:
-                self._err(ETIMEDOUT)
-            w = d
+            w -= ticks_diff(now, self._ack_t)
+            if w <= 0:
+                return self._late()
         k = self.keepalive * 500
         if k:
-            if self._pt is None:
-                d = k - max(ticks_diff(now, self._rx), ticks_diff(now, self._tx))
-                if d <= 0:
-                    self.ping()
-                    d = k
-            else:
-                d = k - ticks_diff(now, self._pt)
-                if d <= 0:
-                    self._err(ETIMEDOUT)  # MQTT 3.1.2.10: no PINGRESP, link is dead
+            d = k - ticks_diff(now, self._kt)
+            if d <= 0:
+                if self._pend:
+                    return self._late()
+                self.ping()
+                d = k
             if d < w:
                 w = d
+        self._dl = ticks_add(now, w)
         return w
+
+    def _late(self):
+        # Overdue, unless input is waiting (it may be the answer): then read it first.
+        for _ in self._p.ipoll(0):
+            return 0
+        self._err(ETIMEDOUT)
 
     def _step(self, ms=-1):
         # Wait up to ms (or the next deadline) for one packet and process it.
@@ -398,7 +403,6 @@ class MQTTClient:
                 sh += 7
                 if sh > 21:
                     self._err("bad length")
-        self._rx = self.ticks()
         t = op & 0xF0
         if t == _PUBLISH:
             self._pub_in(op, n)
@@ -406,7 +410,7 @@ class MQTTClient:
         if op != (0x62 if t == _PUBREL else t):
             self._err("bad flags")  # MQTT-2.2.2-2
         if t == _PINGRESP and not n:
-            self._pt = None
+            self._pend = False
             return t
         if t == _SUBACK and n >= 3:
             pid = self._u16()
@@ -426,7 +430,7 @@ class MQTTClient:
         if f.get(pid) != t:
             self.stray += 1  # late/duplicate ack: consumed so the stream stays in sync
             return t
-        self._ack_t = self._rx
+        self._ack_t = self.ticks()
         if t == _PUBREC:
             f[pid] = _PUBCOMP
             self._ack(0x62, pid)  # MQTT-3.6.1-1: PUBREL flags 0010
@@ -477,31 +481,41 @@ class MQTTClient:
     # --- public operations ---
     def ping(self):
         self._wr(b"\xc0\0", 2)
-        if self._pt is None:
-            self._pt = self._tx
+        self._pend = True
+        self._kt = self.ticks()
 
     def publish(self, topic, msg, retain=False, qos=0, pid=0, dup=False):
-        topic = _b(topic)
-        msg = _b(msg)
-        if not 0 <= qos <= 2:
-            raise ValueError(qos)
-        self._due()
+        if isinstance(topic, str):
+            topic = topic.encode()
+        if isinstance(msg, str):
+            msg = msg.encode()
         f = self.inflight
         if qos:
+            if not 0 < qos < 3:
+                raise ValueError(qos)
+            self._due()
             while len(f) >= self.max_inflight:  # window full: take acks (bounded by _due)
                 self._step()
             if not pid:
                 pid = self._newpid()
             if not f:
-                self._ack_t = self.ticks()
+                self._ack_t = self._dl = self.ticks()
             f[pid] = _PUBACK if qos == 1 else _PUBREC
+        elif ticks_diff(self.ticks(), self._dl) >= 0:  # QoS 0 fast path: nothing due yet
+            self._due()
         tl = len(topic)
         ml = len(msg)
         q2 = 2 if qos else 0
         if tl > 65535:
             raise ValueError(tl)
         b = self._wb
-        i = _hdr(b, _PUBLISH | dup << 3 | qos << 1 | retain, 2 + tl + q2 + ml)
+        n = 2 + tl + q2 + ml
+        if n < 128:  # the usual sensor reading: skip the varint loop
+            b[0] = _PUBLISH | dup << 3 | qos << 1 | retain
+            b[1] = n
+            i = 2
+        else:
+            i = _hdr(b, _PUBLISH | dup << 3 | qos << 1 | retain, n)
         b[i] = tl >> 8
         b[i + 1] = tl & 255
         i += 2
@@ -535,7 +549,7 @@ class MQTTClient:
         self._due()
         pid = self._newpid()
         if not self.inflight:
-            self._ack_t = self.ticks()
+            self._ack_t = self._dl = self.ticks()
         self.inflight[pid] = (t & 0xF0) + 0x10  # SUBACK / UNSUBACK
         self._pkt(t, bytes((pid >> 8, pid & 255)), [_b(topic)], qos)
         while pid in self.inflight:

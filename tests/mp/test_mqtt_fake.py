@@ -246,7 +246,7 @@ def test_inbound_qos2_state_survives_session_resume_but_not_clean_session():
     assert got == [b"A", b"C"]
 
 
-def test_keepalive_pingreq_sent_after_half_keepalive_of_silence():
+def test_keepalive_pingreq_every_half_keepalive_answered_by_pingresp():
     c, fb = connected(keepalive=10)
     fb.clock.advance(4999)
     c.check_msg()
@@ -254,7 +254,7 @@ def test_keepalive_pingreq_sent_after_half_keepalive_of_silence():
     fb.clock.advance(1)
     c.check_msg()
     assert fb.types()[-1] == 0xC0
-    assert c._pt is None  # the PINGRESP was read in the same call and cleared the ping
+    assert not c._pend  # the PINGRESP was read in the same call and cleared the ping
     fb.clock.advance(6000)
     c.check_msg()
     assert fb.types().count(0xC0) == 2 and c.sock is not None
@@ -272,6 +272,17 @@ def test_half_open_detected_within_keepalive_on_injected_clock():
     fb.clock.advance(1)  # 10 s after the last packet from the broker: <= 1.5 x keepalive
     e = _raises(OSError, c.check_msg)
     assert e.errno == ETIMEDOUT and c.sock is None and fb.sock.closed
+
+
+def test_unread_pingresp_is_not_mistaken_for_a_dead_link():
+    c, fb = connected(keepalive=10)
+    fb.drop.add(0xC0)
+    fb.clock.advance(5000)
+    c.check_msg()
+    fb.feed(b"\xd0\x00")  # the answer arrived, but the app did not call us for a while
+    fb.clock.advance(20000)
+    c.publish(b"t", b"m")  # overdue by the clock, yet the PINGRESP is waiting: no error
+    assert c.check_msg() == 0xD0 and not c._pend and c.sock is not None
 
 
 def test_publish_sends_pingreq_when_only_publishing_qos0():
