@@ -1201,7 +1201,10 @@ def cmd_package(args) -> int:
             return EXIT_REFUSED
         log(f"package.json lists all {len(want['urls'])} files")
         return EXIT_OK
-    path.write_text(json.dumps(want, indent=2) + "\n")
+    rows = ",\n".join("    " + json.dumps(u) for u in want["urls"])
+    path.write_text(
+        f'{{\n  "urls": [\n{rows}\n  ],\n  "version": {json.dumps(want["version"])}\n}}\n'
+    )
     log(f"wrote {path}: {len(want['urls'])} files, version {want['version']}")
     return EXIT_OK
 
