@@ -1,0 +1,144 @@
+# DHT22 (through the firmware-style dht module), ADC input, debounced input, pulse counter.
+import errno
+import gc
+import time
+
+import machine
+import simenv
+from simdev.dht22 import DHT22Model
+from simdev.adc import VoltageSource
+from sensors import NoReadingError
+from sensors.crc import CRCError
+from sensors.dht22 import DHT22
+from sensors.analog import AnalogInput
+from sensors.digital import DigitalInput, PulseCounter
+
+simenv.clock.set_speed(0)
+
+
+def expect(exc, fn):
+    try:
+        r = fn()
+    except exc as e:
+        return e
+    raise AssertionError("expected %s, got %r" % (exc.__name__, r))
+
+
+def dht(pin=15):
+    m = simenv.dht_devices[pin] = DHT22Model()
+    return m, DHT22(machine.Pin(pin))
+
+
+def test_dht22_target_in_same_value_out():
+    m, s = dht()
+    for t, h in ((-10.1, 65.8), (21.5, 45.2), (0.0, 0.0), (79.9, 100.0), (-0.1, 99.9)):
+        m.set(temperature=t, humidity=h)
+        simenv.clock.advance(2000)
+        assert s.read() == {"temperature": t, "humidity": h}, (t, h, s.read())
+
+
+def test_dht22_honours_two_second_interval():
+    m, s = dht()
+    m.set(temperature=20.0)
+    simenv.clock.advance(2000)
+    first = s.read()
+    m.set(temperature=25.0)
+    simenv.clock.advance(500)
+    assert s.read() == first  # too soon: the previous reading, not a new measurement
+    simenv.clock.advance(1500)
+    assert s.read()["temperature"] == 25.0
+
+
+def test_dht22_faults():
+    m, s = dht()
+    simenv.clock.advance(2000)
+    m.fault = "crc"
+    expect(CRCError, s.read)
+    m.fault = "absent"
+    assert expect(OSError, s.read).errno == errno.ETIMEDOUT
+    m.fault = None
+    assert s.read()["humidity"] == 45.0
+
+
+def test_dht22_implausible_frame_is_no_reading():
+    m, s = dht()
+    m.set(humidity=150.0)  # checksum fine, value impossible
+    simenv.clock.advance(2000)
+    expect(NoReadingError, s.read)
+
+
+def test_adc_divider_and_calibration():
+    src = simenv.adc_sources[34] = VoltageSource(divider=2.0)
+    src.set(voltage=4.12)
+    a = AnalogInput(machine.Pin(34), divider=2.0)
+    assert a.read() == {"voltage": 4.12}
+    # a meter says 4.20 V where we measure 4.12: one-point calibration scales
+    a.calibrate(4.12, 4.20)
+    assert a.read() == {"voltage": 4.2}
+    # two points: gain and offset
+    a.calibrate(3.0, 3.1, 4.0, 4.0)
+    src.set(voltage=3.5)
+    assert a.read() == {"voltage": 3.55}
+    expect(ValueError, lambda: AnalogInput(machine.Pin(34), samples=0))
+
+
+def test_adc_clips_at_attenuation_full_scale():
+    src = simenv.adc_sources[33] = VoltageSource()
+    src.set(voltage=5.0)
+    assert machine.ADC(machine.Pin(33), atten=machine.ADC.ATTN_11DB).read_uv() == 3100000
+    assert AnalogInput(machine.ADC(machine.Pin(33), atten=machine.ADC.ATTN_0DB)).read() == {"voltage": 0.95}
+
+
+def test_debounced_input_ignores_bounces():
+    d = DigitalInput(machine.Pin(27), pull="up", debounce_ms=20)
+    assert d.read() == {"state": 1}
+    for _ in range(5):  # contact bounce: 2 ms low, 2 ms high
+        simenv.drive(27, 0)
+        simenv.clock.advance(2)
+        assert d.read() == {"state": 1}
+        simenv.drive(27, 1)
+        simenv.clock.advance(2)
+        assert d.read() == {"state": 1}
+    simenv.drive(27, 0)
+    assert d.read() == {"state": 1}
+    simenv.clock.advance(20)
+    assert d.read() == {"state": 0}
+    assert d.changes == 1
+    inv = DigitalInput(machine.Pin(28), pull="up", invert=True)
+    assert inv.read() == {"state": 0}
+
+
+def test_pulse_counter_counts_with_debounce():
+    p = PulseCounter(machine.Pin(26), debounce_ms=50, scale=0.2794)
+    simenv.pulse(26, 10, low_ms=30, high_ms=70)
+    assert p.read() == {"count": 10, "total": 2.794}, p.read()
+    # a bouncing reed switch: three edges within 5 ms count once
+    for _ in range(3):
+        simenv.drive(26, 0)
+        simenv.clock.advance(1)
+        simenv.drive(26, 1)
+        simenv.clock.advance(1)
+    assert p.count() == 11
+    p.reset()
+    assert p.read()["count"] == 0
+
+
+def test_1000_reads_keep_the_heap_flat():
+    m, s = dht(16)
+    a = AnalogInput(machine.Pin(34), divider=2.0)
+    d = DigitalInput(machine.Pin(29))
+    p = PulseCounter(machine.Pin(30))
+    for x in (s, a, d, p):
+        r = x.read()
+        gc.collect()
+        before = gc.mem_alloc()
+        for i in range(1000):
+            simenv.clock.advance(2000)
+            r = x.read()
+            if x is p:
+                simenv.drive(30, i & 1)
+        r = None
+        gc.collect()
+        grown = gc.mem_alloc() - before
+        print(x.NAME, "heap growth after 1000 reads:", grown)
+        assert grown < 512, (x.NAME, grown)
