@@ -120,7 +120,6 @@ class MQTTClient:
         self.on_drop = g("on_drop")
         self._wb = bytearray(g("wbuf", 256))
         self._rb = bytearray(_RBUF)
-        self._rmv = memoryview(self._rb)
         self._ab = bytearray(4)
 
     def set_callback(self, f):
@@ -210,18 +209,17 @@ class MQTTClient:
         p = self.ssl_params
         if c is True:
             c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ca = p.get("cadata")
-            if "cafile" in p:
-                with open(p["cafile"], "rb") as f:
+            ca = p.get("cafile")
+            if ca:  # without one the server is not verified (umqtt's default too)
+                with open(ca, "rb") as f:
                     ca = f.read()
-            if ca:
                 if ca[:5] == b"-----":
                     # PEM to DER: the Unix port's mbedTLS has no PEM parser; DER loads anywhere.
                     from binascii import a2b_base64
 
                     ca = a2b_base64(b"".join(ca.split(b"-----")[2].split()))
                 c.load_verify_locations(cadata=ca)
-            c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
+                c.verify_mode = ssl.CERT_REQUIRED
         try:
             return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))
         except ValueError as e:  # mbedTLS verify failure (wrong CA/name): configuration, not link
@@ -263,34 +261,28 @@ class MQTTClient:
             self._err(ETIMEDOUT)
 
     def _rd(self, n, start=0):
-        # Read exactly n (<= _RBUF) bytes into the preallocated buffer. Silence or EOF at a
-        # packet boundary (start) is a connection fault; inside a packet it is a truncation.
-        b = self._rb
-        i = 0
-        while i < n:
-            try:
-                r = self.sock.readinto(self._rmv[i:n]) if i else self.sock.readinto(b, n)
-            except OSError:
-                self._close()
-                raise
-            if not r:  # None: timed out; 0: peer closed
-                if start and not i:
-                    self._err(ECONNRESET if r == 0 else ETIMEDOUT)
-                self._err("truncated packet")
-            i += r
-        return b
+        # Read exactly n (<= _RBUF) bytes into the preallocated buffer. A blocking stream
+        # returns short only at EOF or when its timeout expires. Silence or EOF at a packet
+        # boundary (start) is a connection fault; inside a packet it is a truncation.
+        try:
+            r = self.sock.readinto(self._rb, n)
+        except OSError:
+            self._close()
+            raise
+        if r != n:
+            if start and not r:  # None: timed out; 0: peer closed
+                self._err(ETIMEDOUT if r is None else ECONNRESET)
+            self._err("truncated packet")
+        return self._rb
 
     def _read(self, n):
-        d = b""
-        while len(d) < n:
-            try:
-                r = self.sock.read(n - len(d))
-            except OSError:
-                self._close()
-                raise
-            if not r:
-                self._err("truncated packet")
-            d = d + r if d else r
+        try:
+            d = self.sock.read(n) if n else b""
+        except OSError:
+            self._close()
+            raise
+        if d is None or len(d) != n:
+            self._err("truncated packet")
         return d
 
     def _drain(self, n):
@@ -520,22 +512,16 @@ class MQTTClient:
         b[i + 1] = tl & 255
         i += 2
         n = i + tl + q2 + ml
-        if n <= len(b):
-            b[i : i + tl] = topic
-            i += tl
-            if qos:
-                b[i] = pid >> 8
-                b[i + 1] = pid & 255
-            b[n - ml : n] = msg
-            self._wr(b, n)
-        else:  # larger than the buffer: no copy, a few writes instead
-            self._wr(b, i)
-            self._wr(topic, tl)
-            if qos:
-                b[0] = pid >> 8
-                b[1] = pid & 255
-                self._wr(b, 2)
-            self._wr(msg, ml)
+        if n > len(b):  # bigger than the buffer: a one-off one (not the hot path)
+            b = bytearray(n)
+            b[:i] = self._wb[:i]
+        b[i : i + tl] = topic
+        i += tl
+        if qos:
+            b[i] = pid >> 8
+            b[i + 1] = pid & 255
+        b[n - ml : n] = msg
+        self._wr(b, n)  # one write: no Nagle/delayed-ACK stall between pieces
         if qos and self.max_inflight == 1:
             while pid in f:  # umqtt semantics: return after the ack, bounded by timeout
                 self._step()

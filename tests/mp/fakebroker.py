@@ -1,9 +1,10 @@
 # A scripted, in-memory MQTT broker for MicroPython tests of lib/mqtt.
 #
 # FakeSocket is a pollable stream (io.IOBase with ioctl) that plays back bytes the test queued
-# (`feed`) and records what the client wrote (`tx`). When its queue is empty a read returns
-# None, which is what a real socket with a timeout does, so a truncated packet becomes a
-# timeout, not a hang. FakeBroker parses the client's packets with its own decoder (not the
+# (`feed`) and records what the client wrote (`tx`). Like a MicroPython stream in blocking
+# mode it returns all that was asked for when it has it; when its queue runs dry a read
+# returns what there is, or None, as a real socket whose timeout expired does, so a
+# truncated packet becomes a timeout, not a hang. FakeBroker parses the client's packets with its own decoder (not the
 # client's) and answers like a broker would, unless told to stay silent or drop some types.
 #
 #   fb = FakeBroker()
@@ -29,11 +30,10 @@ class Clock:
 
 
 class FakeSocket(io.IOBase):
-    def __init__(self, data=b"", chunk=0, on_write=None):
+    def __init__(self, data=b"", on_write=None):
         self.rx = bytearray(data)  # broker -> client, not yet read
         self.tx = bytearray()  # client -> broker, everything written
         self.writes = 0  # number of write calls
-        self.chunk = chunk  # >0: return at most this many bytes per read (partial reads)
         self.eof = False  # True: an empty queue means the peer closed (read returns 0)
         self.closed = False
         self.timeout = None
@@ -52,8 +52,6 @@ class FakeSocket(io.IOBase):
             raise OSError(9)
         if not self.rx:
             return None
-        if self.chunk:
-            n = min(n, self.chunk)
         n = min(n, len(self.rx))
         d = bytes(self.rx[:n])
         self.rx = self.rx[n:]
@@ -146,18 +144,17 @@ class FakeBroker:
     # Answers CONNECT, PUBLISH, PUBREL, SUBSCRIBE, UNSUBSCRIBE and PINGREQ like a broker.
     # connack=(session_present, return_code) or None for silence; drop: set of packet types
     # (first byte & 0xF0) to leave unanswered; granted: SUBACK code.
-    def __init__(self, connack=(0, 0), granted=None, chunk=0):
+    def __init__(self, connack=(0, 0), granted=None):
         self.connack = connack
         self.granted = granted
         self.drop = set()
-        self.chunk = chunk
         self.clock = Clock()
         self.packets = []  # every client packet: (first byte, body)
         self.socks = []
         self.sock = None
 
     def factory(self, client, timeout):
-        s = FakeSocket(chunk=self.chunk, on_write=self._on_write)
+        s = FakeSocket(on_write=self._on_write)
         s.done = 0
         self.sock = s
         self.socks.append(s)

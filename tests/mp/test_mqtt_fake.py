@@ -390,15 +390,6 @@ def test_pubrel_resend_hook():
     assert not c.inflight
 
 
-def test_partial_reads_are_reassembled():
-    got = []
-    c, fb = connected(FakeBroker(chunk=1))
-    c.set_callback(lambda t, m: got.append((t, m)))
-    fb.feed(b"\x32\x0c\x00\x03a/b\x00\x07hello")
-    c.check_msg()
-    assert got == [(b"a/b", b"hello")]
-
-
 def test_operations_when_not_connected_raise_oserror():
     c = MQTTClient("c", "f")
     for f, a in ((c.publish, ("t", "m")), (c.check_msg, ()), (c.ping, ()), (c.subscribe, ("t",))):

@@ -122,11 +122,13 @@ def test_publish_dup_with_explicit_pid():
     assert c.inflight == {77: 0x40}
 
 
-def test_publish_large_payload_beyond_buffer_is_byte_exact():
+def test_publish_large_payload_beyond_buffer_is_byte_exact_and_one_write():
     c, fb = connected(wbuf=32)
     msg = bytes(range(256)) * 2
+    w = fb.sock.writes
     c.publish(b"big/t", msg, qos=1)
     assert fb.packets[-1] == (0x32, b"\x00\x05big/t\x00\x01" + msg)
+    assert fb.sock.writes == w + 1
 
 
 def test_publish_fits_buffer_is_one_write():
