@@ -33,6 +33,7 @@ REPLAY_BATCH = 10        # backlog records handed to MQTT per batch
 INBOX = 4                # commands buffered between MQTT callback and loop
 STEP_FAILS_LIMIT = 20    # this many failed steps in a row: stop feeding the watchdog
 SLEEP_GRACE_MS = 600     # after connecting, time for a retained stay-awake to arrive
+BOOT_GRACE_MS = 15000    # at boot, wait this long for the broker before the first reading
 
 try:
     from node.version import VERSION as FW
@@ -127,6 +128,7 @@ class Node:
         self.started = False
         self._sleep_reads_done = False
         self._wake = []         # sleeper: readings of this wake not yet published
+        self._json_due = False
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):
@@ -280,6 +282,9 @@ class Node:
         if s.ready is None:
             if c.ticks_diff(now, s.due) < 0:
                 return
+            if (not self.sleeper and not self._connected_once and self.started
+                    and c.ticks_diff(now, self.t_boot) < BOOT_GRACE_MS):
+                return  # the first readings of a boot go live, not to the backlog
             s.due = c.ticks_add(s.due, s.interval_ms)
             if c.ticks_diff(s.due, now) <= 0:  # fell behind (long outage of the loop): resync
                 s.due = c.ticks_add(now, s.interval_ms)
@@ -287,7 +292,8 @@ class Node:
                 if s.drv is None:
                     s.drv = self._make_driver(s.cfg)
                 s.drv.start()
-                s.ready = c.ticks_add(now, getattr(s.drv, "conversion_ms", 0) or 0)
+                # From now, not from the step's start: building the driver took bus time.
+                s.ready = c.ticks_add(c.ticks_ms(), getattr(s.drv, "conversion_ms", 0) or 0)
             except Exception as e:  # noqa: BLE001 - any driver fault is a failed reading
                 self._sensor_failed(s, e)
                 return
@@ -359,12 +365,7 @@ class Node:
             for sub, text in pairs:
                 self._pub(self.topics.value(sub), text)
             if self.cfg["json"]:
-                allv = []
-                for x in self.sensors:
-                    for k in x.latest:
-                        allv.append((k, x.latest[k]))
-                self._pub(self.topics.json, record(allv, t, None,
-                                                   None if t else self._uptime_s(now)))
+                self._json_due = True  # one document per step, with every sensor's values
         elif self.sleeper and not self._connected_once and len(self._wake) < 16:
             # Taken this wake before the network is up: published live once connected.
             self._wake.append((s.name, pairs, t, self._uptime_s(now)))
@@ -376,6 +377,20 @@ class Node:
                     self.spool.put(self.rtc.recs.pop(0))  # RTC memory is small: bound it
             elif self.spool is not None:
                 self.spool.put(rec)
+
+    def _converting(self):
+        for s in self.sensors:
+            if s.ready is not None:
+                return True
+        return False
+
+    def _publish_json(self, now):
+        t = self.time.unix()
+        allv = []
+        for x in self.sensors:
+            for k in x.latest:
+                allv.append((k, x.latest[k]))
+        self._pub(self.topics.json, record(allv, t, None, None if t else self._uptime_s(now)))
 
     def _uptime_s(self, now):
         return self.clock.ticks_diff(now, self.t_boot) // 1000
@@ -680,6 +695,9 @@ class Node:
             if self._shutdown is None:
                 for s in self.sensors:
                     self._sensor_step(s, now)
+            if self._json_due and self.online() and not self._converting():
+                self._json_due = False
+                self._publish_json(now)
             if self.online():
                 if self.announcer is not None:
                     m = self.announcer.step(now)
@@ -735,12 +753,29 @@ class Node:
         c = self.clock
         self.board.wdt(WDT_MS)
         n = 0
-        while steps is None or n < steps:
-            self.step()
-            n += 1
-            w = self.next_wake_ms(c.ticks_ms())
-            if w:
-                c.sleep_ms(w if w < 20 else 20)
+        try:
+            while steps is None or n < steps:
+                self.step()
+                n += 1
+                w = self.next_wake_ms(c.ticks_ms())
+                if w:
+                    c.sleep_ms(w if w < 20 else 20)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+
+    def stop(self, wait_ms=2000):
+        """Clean stop (Ctrl-C): "offline" before DISCONNECT, nothing unflushed left in RAM."""
+        m = self.mqtt
+        c = self.clock
+        if m is not None and m.is_connected():
+            self._pub(self.topics.status, "offline", True, 1)
+            t0 = c.ticks_ms()
+            while not m.idle() and c.ticks_diff(c.ticks_ms(), t0) < wait_ms:
+                m.step()
+                c.sleep_ms(5)
+            m.disconnect()
+        self.save_state()
 
     def _log(self, msg):
         print("node:", msg)

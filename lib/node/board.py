@@ -65,7 +65,9 @@ class Board:
                          for b in buses]
         pins = self.bdef.get("pins")
         self.pins = pins if isinstance(pins, dict) else {}
-        self.button_pin = _pin_of(_first(self.bdef, "button", "boot_button"))
+        b = _first(self.bdef, "button", "boot_button")
+        self.button_pin = _pin_of(b)
+        self.button_active = b.get("active", 0) if isinstance(b, dict) else 0
         self.led_pin = _pin_of(self.bdef.get("led"))
 
     @classmethod
@@ -78,7 +80,7 @@ class Board:
                     d = json.load(f)
             except (OSError, ValueError):
                 continue
-            if isinstance(d, dict) and (d.get("name", name) == name or p == "board.json"):
+            if isinstance(d, dict):
                 return cls(name, d)
         return cls(name)
 
@@ -118,8 +120,9 @@ class Board:
         if self.button_pin is None:
             return False
         try:
-            p = machine.Pin(self.button_pin, machine.Pin.IN, machine.Pin.PULL_UP)
-            return p.value() == 0  # boot buttons pull the pin to ground
+            pull = machine.Pin.PULL_UP if self.button_active == 0 else machine.Pin.PULL_DOWN
+            p = machine.Pin(self.button_pin, machine.Pin.IN, pull)
+            return p.value() == self.button_active  # boot buttons pull the pin to ground
         except Exception:  # noqa: BLE001 - a board without that pin is simply not "held"
             return False
 

@@ -3,13 +3,13 @@ import json
 import os
 
 
+import node_fakes as F
+from node import app, config
+
+
 def _uid():
     # a per-process number: tests may run in parallel
     return int.from_bytes(os.urandom(4), "little")
-
-
-import node_fakes as F
-from node import app, config
 
 TIMEOUT = 60
 
