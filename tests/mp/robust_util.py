@@ -70,10 +70,10 @@ class SeqRNG:
 
     def __init__(self, frac=0.5):
         self.frac = frac
-        self.calls = []
+        self.calls = 0
 
     def __call__(self, n):
-        self.calls.append(n)
+        self.calls += 1
         v = int(n * self.frac)
         return v if v < n else n - 1
 
@@ -100,3 +100,51 @@ def pump(c, clock=None, ms=0, until=None, step_ms=10, limit_ms=5000):
             clock.advance(ms)
         if step_ms:
             time.sleep_ms(step_ms)
+
+
+class Switch:
+    """A socket factory in front of a FakeBroker that can be 'down' (connection refused),
+    and counts the connections made."""
+
+    def __init__(self, fb):
+        self.fb = fb
+        self.up = True
+        self.calls = 0
+
+    def factory(self, client, timeout):
+        self.calls += 1
+        if not self.up:
+            raise OSError(111)  # ECONNREFUSED
+        return self.fb.factory(client, timeout)
+
+
+def fake_robust(fb=None, clock=None, **kw):
+    """A robust client on a FakeBroker (behind a Switch) with a FakeClock; returns
+    (client, fb, clock, switch). Backoff delays take the top of their window by default."""
+    from fakebroker import FakeBroker
+    from mqtt.robust import MQTTClient
+
+    fb = fb or FakeBroker()
+    clk = clock or FakeClock(start=1000)
+    sw = Switch(fb)
+    kw.setdefault("rng", SeqRNG(1.0))
+    c = MQTTClient(kw.pop("client_id", "cid"), "fake", sock_factory=sw.factory, clock=clk, **kw)
+    return c, fb, clk, sw
+
+
+def publishes(fb, since=0):
+    """The PUBLISH packets the client wrote: [(dup, qos, pid, topic, msg)]."""
+    out = []
+    for first, body in fb.packets[since:]:
+        if first & 0xF0 != 0x30:
+            continue
+        q = first >> 1 & 3
+        tl = body[0] << 8 | body[1]
+        topic = body[2 : 2 + tl]
+        i = 2 + tl
+        pid = 0
+        if q:
+            pid = body[i] << 8 | body[i + 1]
+            i += 2
+        out.append((first >> 3 & 1, q, pid, topic, body[i:]))
+    return out
