@@ -445,7 +445,7 @@ def cmd_build(args) -> int:
     out = Path(args.out)
     info = build(
         Path(args.lib),
-        Path(args.firmware),
+        Path(args.root_dir),
         out,
         version=args.version,
         compile_py=not args.no_compile,
@@ -535,6 +535,7 @@ for p in %r:
  try:print('@@NODECTL F',_h(p),p)
  except OSError:pass
 _w('lib')
+print('@@NODECTL P',sys.platform)
 print('@@NODECTL END')
 """
 )
@@ -544,9 +545,11 @@ def device_hash_script(root_files) -> str:
     return DEVICE_HASH % (list(root_files),)
 
 
-def parse_device_listing(text: str) -> tuple[dict[str, str], set[str]]:
+def parse_device_listing(text: str) -> tuple[dict[str, str], set[str], str]:
+    """(files: device path -> sha256 hex, directories under lib, sys.platform)."""
     files: dict[str, str] = {}
     dirs: set[str] = set()
+    platform = ""
     ended = False
     for line in text.splitlines():
         parts = line.strip().split(" ", 3)
@@ -556,11 +559,13 @@ def parse_device_listing(text: str) -> tuple[dict[str, str], set[str]]:
             files[parts[3]] = parts[2]
         elif parts[1:2] == ["D"] and len(parts) == 3:
             dirs.add(parts[2])
+        elif parts[1:2] == ["P"] and len(parts) == 3:
+            platform = parts[2]
         elif parts[1:2] == ["END"]:
             ended = True
     if not ended:
         raise ToolFailed("the device did not finish listing its files:\n" + text.strip()[-2000:])
-    return files, dirs
+    return files, dirs, platform
 
 
 def local_manifest(build_dir: Path, config: Path | None, secrets: Path | None) -> dict[str, Path]:
@@ -665,7 +670,7 @@ def cmd_deploy(args) -> int:
         return EXIT_REFUSED
     build_dir = Path(args.build_dir)
     if not args.no_build:
-        info = build(lib, Path(args.firmware), build_dir, version=args.version)
+        info = build(lib, Path(args.root_dir), build_dir, version=args.version)
         log(f"built {build_dir}: version {info['version']} build {info['build']}")
     elif not build_dir.is_dir():
         raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
@@ -679,7 +684,7 @@ def cmd_deploy(args) -> int:
             f"mpremote could not reach a MicroPython REPL on {args.port}:\n"
             + (r.stdout + r.stderr).strip()[-2000:]
         )
-    remote, remote_dirs = parse_device_listing(r.stdout)
+    remote, remote_dirs, platform = parse_device_listing(r.stdout)
     plan = plan_deploy(local, remote, remote_dirs)
     for p in plan.copy:
         log(f"copy   {p}" + ("" if p in remote else " (new)"))
@@ -689,6 +694,11 @@ def cmd_deploy(args) -> int:
     if args.dry_run:
         return EXIT_OK
     restart = not args.no_restart
+    why_not = "--no-restart"
+    if restart and platform == "linux":
+        # The Unix port standing in for a board has no machine.reset(), and its soft reset
+        # ends the process: leave it at the REPL.
+        restart, why_not = False, "the Unix port cannot hard-reset"
     argv = deploy_argvs(args.port, plan, local, resume=args.resume, restart=restart)
     if argv is not None:
         r = run(argv, capture_output=True, text=True, timeout=args.timeout)
@@ -697,7 +707,7 @@ def cmd_deploy(args) -> int:
                 "mpremote failed while deploying:\n" + (r.stdout + r.stderr).strip()[-2000:]
             )
         if plan.copy:
-            after, _ = parse_device_listing(r.stdout)
+            after, _, _ = parse_device_listing(r.stdout)
             bad = [p for p in plan.copy if after.get(p) != sha256_file(local[p])]
             if bad:
                 raise ToolFailed(
@@ -709,7 +719,7 @@ def cmd_deploy(args) -> int:
         f"deployed to {args.port}: {len(plan.copy)} copied ({sent} bytes), "
         f"{len(plan.remove)} removed, "
         f"{len(plan.unchanged)} unchanged in {took:.1f} s; "
-        + ("board reset, main.py starts" if restart else "not restarted (--no-restart)")
+        + ("board reset, main.py starts" if restart else f"not restarted ({why_not})")
     )
     return EXIT_OK
 
@@ -922,7 +932,7 @@ def cmd_provision(args) -> int:
     lib = Path(args.lib)
     build_dir = Path(args.build_dir)
     if not args.no_build:
-        info = build(lib, Path(args.firmware), build_dir, version=args.version)
+        info = build(lib, Path(args.root_dir), build_dir, version=args.version)
         log(f"built {build_dir}: version {info['version']} build {info['build']}")
     elif not build_dir.is_dir():
         raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
@@ -1076,6 +1086,11 @@ class NodeView:
 def cmd_monitor(args) -> int:
     import paho.mqtt.client as mqtt
 
+    if args.broker:
+        host, _, port = args.broker.rpartition(":") if ":" in args.broker else (args.broker, "", "")
+        if port and not port.isdigit():
+            raise Refused(f"--broker {args.broker}: expected HOST or HOST:PORT")
+        args.host, args.port = host, int(port) if port else args.port
     view = NodeView(args.base)
     last_msg = [time.monotonic()]
     client = mqtt.Client(
@@ -1248,7 +1263,9 @@ def make_parser() -> argparse.ArgumentParser:
     def common_build(s):
         s.add_argument("--lib", default=str(REPO / "lib"), help="device libraries (default: lib/)")
         s.add_argument(
-            "--firmware", default=str(REPO / "firmware"), help="dir with boot.py, main.py"
+            "--root-dir",
+            default=str(REPO / "firmware"),
+            help="dir with the device root files boot.py, main.py (default: firmware/)",
         )
         s.add_argument("--build-dir", default=str(REPO / "build" / "device"))
         s.add_argument("--no-build", action="store_true", help="use --build-dir as it is")
@@ -1258,7 +1275,9 @@ def make_parser() -> argparse.ArgumentParser:
         "flash", help="erase and write MicroPython (and/or a filesystem image) with esptool"
     )
     s.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    s.add_argument("--fw", help="MicroPython .bin (or a factory image from provision)")
+    s.add_argument(
+        "--fw", "--firmware", dest="fw", help="MicroPython .bin (or a factory image from provision)"
+    )
     s.add_argument("--fs", help="LittleFS image to write at 0x200000 (from provision)")
     s.add_argument("--flash-size", help="board flash size for --fs, e.g. 4MB (default: detected)")
     s.add_argument("--chip", help=f"skip detection: {', '.join(CHIPS)}")
@@ -1277,7 +1296,7 @@ def make_parser() -> argparse.ArgumentParser:
         "build", help="compile lib/ with mpy-cross into build/device, stamp the version"
     )
     s.add_argument("--lib", default=str(REPO / "lib"))
-    s.add_argument("--firmware", default=str(REPO / "firmware"))
+    s.add_argument("--root-dir", default=str(REPO / "firmware"), help="boot.py, main.py")
     s.add_argument("--out", default=str(REPO / "build" / "device"))
     s.add_argument("--version", help="version string to stamp (default: git describe)")
     s.add_argument(
@@ -1315,7 +1334,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--fs-start", default=hex(VFS_START), help="vfs partition start (default 0x200000)"
     )
     s.add_argument("--chip", help="default: the fleet file's, else esp32")
-    s.add_argument("--fw", help="MicroPython .bin to merge into a factory image")
+    s.add_argument(
+        "--fw", "--firmware", dest="fw", help="MicroPython .bin to merge into a factory image"
+    )
     s.add_argument("--node", action="append", help="only this node id (repeatable)")
     s.add_argument("--out", default=str(REPO / "build" / "fleet"))
     s.add_argument("--no-validate", action="store_true", help="skip the device validator")
@@ -1337,6 +1358,7 @@ def make_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("monitor", help="live table of a node's MQTT topics")
     s.add_argument("--base", required=True, help="the node's base topic, e.g. home/kitchen/node-1")
     s.add_argument("--host", default="localhost")
+    s.add_argument("--broker", help="HOST[:PORT], instead of --host/--port")
     s.add_argument("--port", type=int, default=1883)
     s.add_argument("--user")
     s.add_argument("--password", default=os.environ.get("MQTT_PASSWORD"))

@@ -23,7 +23,7 @@ def test_build_compiles_lib_keeps_boot_and_main_and_stamps_the_version(tmp_path)
     p = Project(tmp_path / "p")
     out = tmp_path / "out"
     r = run_nodectl(
-        "build", "--lib", p.lib, "--firmware", p.firmware, "--out", out, "--version", "v9.9"
+        "build", "--lib", p.lib, "--root-dir", p.firmware, "--out", out, "--version", "v9.9"
     )
     assert r.returncode == 0, r.stderr
     files = sorted(x.relative_to(out).as_posix() for x in out.rglob("*") if x.is_file())
@@ -71,7 +71,7 @@ def test_build_is_reproducible_and_the_stamp_follows_the_content(tmp_path):
 def test_build_reports_a_syntax_error_with_the_file(tmp_path):
     p = Project(tmp_path / "p")
     p.write("lib/broken.py", "def f(:\n")
-    r = run_nodectl("build", "--lib", p.lib, "--firmware", p.firmware, "--out", tmp_path / "o")
+    r = run_nodectl("build", "--lib", p.lib, "--root-dir", p.firmware, "--out", tmp_path / "o")
     assert r.returncode == 1
     assert "broken.py: mpy-cross failed" in r.stderr and "SyntaxError" in r.stderr
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from ptydevice import PtyDevice
-from tools_util import GOOD_CONFIG, Project, run_nodectl
+from tools_util import GOOD_CONFIG, Project, nodectl, run_nodectl
 
 
 @pytest.fixture
@@ -182,3 +182,45 @@ def test_unreachable_port_is_a_tool_failure(project, tmp_path):
     )
     assert r.returncode == 3
     assert "could not reach a MicroPython REPL" in r.stderr
+
+
+def test_restart_is_skipped_on_the_unix_port_and_it_stays_usable(project, device):
+    r = run_nodectl(
+        "deploy",
+        "--port",
+        device.port,
+        "--config",
+        project.config,
+        "--secrets",
+        project.secrets,
+        *project.build_args(),
+        "--resume",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "not restarted (the Unix port cannot hard-reset)" in r.stdout
+    assert device.alive
+    assert on_device(device, "import blink\nprint(blink.on())").strip() == "blink on"
+
+
+def test_a_real_board_gets_one_mpremote_run_ending_in_a_hard_reset(tmp_path):
+    local = {"lib/a.mpy": tmp_path / "a.mpy", "config.json": tmp_path / "c.json"}
+    plan = nodectl.DeployPlan(
+        copy=["config.json", "lib/a.mpy"],
+        remove=["lib/old.mpy"],
+        mkdir=["lib"],
+        rmdir=[],
+        unchanged=[],
+    )
+    argv = nodectl.deploy_argvs("/dev/ttyUSB0", plan, local, resume=False, restart=True)
+    cmds = " ".join(argv[argv.index("/dev/ttyUSB0") + 1 :]).split(" + ")
+    assert cmds[0].startswith("resume exec ")  # the listing run already interrupted the node
+    assert "os.mkdir('lib')" in cmds[0] and "os.remove('lib/old.mpy')" in cmds[0]
+    assert cmds[1:3] == [
+        f"fs cp {tmp_path / 'c.json'} :config.json",
+        f"fs cp {tmp_path / 'a.mpy'} :lib/a.mpy",
+    ]
+    assert cmds[3].startswith("exec ") and "@@NODECTL END" in cmds[3]  # verify by hash
+    assert cmds[4] == "reset"
+    nothing = nodectl.DeployPlan([], [], [], [], ["lib/a.mpy"])
+    assert nodectl.deploy_argvs("P", nothing, local, resume=False, restart=True)[-1] == "reset"
+    assert nodectl.deploy_argvs("P", nothing, local, resume=False, restart=False) is None

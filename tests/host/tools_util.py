@@ -67,7 +67,7 @@ class Project:
         return [
             "--lib",
             self.lib,
-            "--firmware",
+            "--root-dir",
             self.firmware,
             "--build-dir",
             self.build,
