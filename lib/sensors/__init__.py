@@ -24,8 +24,19 @@ measurement (DS18B20 85 degC power-on value, BME280 "skipped" value, busy foreve
     s.read()                       # {"temperature": 21.53, "humidity": 45.2, "pressure": 1013.2}
 """
 
-TYPES = ("bme280", "bmp280", "sht3x", "sht4x", "aht20", "bh1750", "ds18b20", "dht22", "adc",
-         "digital", "pulse")
+TYPES = (
+    "bme280",
+    "bmp280",
+    "sht3x",
+    "sht4x",
+    "aht20",
+    "bh1750",
+    "ds18b20",
+    "dht22",
+    "adc",
+    "digital",
+    "pulse",
+)
 
 # type name -> (module, class); imported only when make() asks for it (STYLE 7).
 _REGISTRY = {

@@ -75,4 +75,7 @@ def decode(b):
     T = St / 2^20 * 200 - 50 degC)."""
     srh = (b[1] << 12) | (b[2] << 4) | (b[3] >> 4)
     st = ((b[3] & 0x0F) << 16) | (b[4] << 8) | b[5]
-    return {"temperature": round(st * 200 / 1048576 - 50, 2), "humidity": round(srh * 100 / 1048576, 2)}
+    return {
+        "temperature": round(st * 200 / 1048576 - 50, 2),
+        "humidity": round(srh * 100 / 1048576, 2),
+    }

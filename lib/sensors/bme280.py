@@ -7,7 +7,7 @@ nothing in between. Compensation is Bosch's integer code (BME280 section 4.2.3, 
 
     from sensors.bme280 import BME280
     s = BME280(i2c, address=0x76)          # OSError("no BME280 at 0x76") if absent/wrong chip
-    s.read()                               # {"temperature": 21.53, "humidity": 45.2, "pressure": 1013.2}
+    s.read()    # {"temperature": 21.53, "humidity": 45.2, "pressure": 1013.2}
     s.start(); time.sleep_ms(s.conversion_ms); s.read()    # the non-blocking split
 """
 
@@ -112,11 +112,13 @@ class BME280:
         self._what = "%s at 0x%02x" % (self.NAME, address)
         for v in (temp_os, press_os, hum_os):
             if v not in _OSRS:
-                raise ValueError("%s: oversampling must be 1, 2, 4, 8 or 16, got %r" % (self._what, v))
+                raise ValueError(
+                    "%s: oversampling must be 1, 2, 4, 8 or 16, got %r" % (self._what, v)
+                )
         if iir not in _IIR:
             raise ValueError("%s: iir must be 0, 2, 4, 8 or 16, got %r" % (self._what, iir))
         self._buf = bytearray(8)  # burst read of the data registers, reused for every sample
-        self._data = memoryview(self._buf)[:8 if self._HUMIDITY else 6]
+        self._data = memoryview(self._buf)[: 8 if self._HUMIDITY else 6]
         self._one = bytearray(1)
         self._started = False
         self._check_chip()
@@ -165,10 +167,14 @@ class BME280:
             self._i2c.readfrom_mem_into(self._addr, _REG_CALIB_H2, e)
             h4 = (e[3] << 4) | (e[4] & 0x0F)  # 0xE4[11:4] / 0xE5[3:0], signed 12 bit
             h5 = (e[5] << 4) | (e[4] >> 4)  # 0xE6[11:4] / 0xE5[7:4], signed 12 bit
-            self._h = (h1, _s16(e[0] | (e[1] << 8)), e[2],
-                       h4 - 0x1000 if h4 & 0x800 else h4,
-                       h5 - 0x1000 if h5 & 0x800 else h5,
-                       e[6] - 0x100 if e[6] & 0x80 else e[6])
+            self._h = (
+                h1,
+                _s16(e[0] | (e[1] << 8)),
+                e[2],
+                h4 - 0x1000 if h4 & 0x800 else h4,
+                h5 - 0x1000 if h5 & 0x800 else h5,
+                e[6] - 0x100 if e[6] & 0x80 else e[6],
+            )
 
     def _wait_status(self, mask, ms):
         for _ in range(ms):

@@ -40,7 +40,7 @@ def rom_bytes(rom):
             raise ValueError("DS18B20 ROM must be 16 hex digits, got %r" % (rom,))
         b = bytearray(8)
         for i in range(8):
-            b[i] = int(rom[2 * i:2 * i + 2], 16)
+            b[i] = int(rom[2 * i : 2 * i + 2], 16)
         rom = b
     if len(rom) != 8:
         raise ValueError("DS18B20 ROM must be 8 bytes, got %r" % (rom,))
@@ -97,8 +97,11 @@ class DS18B20:
         if rom is None:
             roms = scan(ow)
             if len(roms) != 1:
-                raise OSError("%d DS18B20 on the bus: give the rom of the one to read" % len(roms)
-                              if roms else "no DS18B20 on the 1-Wire bus")
+                raise OSError(
+                    "%d DS18B20 on the bus: give the rom of the one to read" % len(roms)
+                    if roms
+                    else "no DS18B20 on the 1-Wire bus"
+                )
             rom = roms[0]
         self.rom = rom_bytes(rom)
         self._what = "DS18B20 %s" % rom_hex(self.rom)
@@ -119,7 +122,9 @@ class DS18B20:
             ow.write(self._cfg)
             self._read_scratchpad()
             if self._buf[4] != cfg:
-                raise OSError("%s: resolution not accepted (config 0x%02x)" % (self._what, self._buf[4]))
+                raise OSError(
+                    "%s: resolution not accepted (config 0x%02x)" % (self._what, self._buf[4])
+                )
 
     def _select(self):
         if not self._ow.reset():

@@ -26,8 +26,14 @@ _KNOWN = {
     0x39: ("TSL2561/APDS9960", None),
 }
 
-_BOSCH = {0x60: ("BME280", "bme280"), 0x56: ("BMP280", "bmp280"), 0x57: ("BMP280", "bmp280"),
-          0x58: ("BMP280", "bmp280"), 0x61: ("BME680", None), 0x55: ("BMP180", None)}
+_BOSCH = {
+    0x60: ("BME280", "bme280"),
+    0x56: ("BMP280", "bmp280"),
+    0x57: ("BMP280", "bmp280"),
+    0x58: ("BMP280", "bmp280"),
+    0x61: ("BME680", None),
+    0x55: ("BMP180", None),
+}
 
 
 def identify(i2c, addr):

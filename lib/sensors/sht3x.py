@@ -32,7 +32,9 @@ class SHT3x:
 
     def __init__(self, i2c, address=0x44, repeatability="high"):
         if repeatability not in _MODES:
-            raise ValueError("SHT3x: repeatability must be high, medium or low, got %r" % (repeatability,))
+            raise ValueError(
+                "SHT3x: repeatability must be high, medium or low, got %r" % (repeatability,)
+            )
         self._i2c = i2c
         self._addr = address
         self._what = "SHT3x at 0x%02x" % address
@@ -66,7 +68,7 @@ class SHT3x:
         self._started = True
 
     def read(self):
-        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless start() came first."""
+        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless after start()."""
         if not self._started:
             self.start()
             time.sleep_ms(self.conversion_ms)
@@ -82,4 +84,7 @@ def decode(b):
     st = (b[0] << 8) | b[1]
     srh = (b[3] << 8) | b[4]
     # T = -45 + 175 * St / (2^16 - 1); RH = 100 * Srh / (2^16 - 1)
-    return {"temperature": round(-45 + 175 * st / 65535, 2), "humidity": round(100 * srh / 65535, 2)}
+    return {
+        "temperature": round(-45 + 175 * st / 65535, 2),
+        "humidity": round(100 * srh / 65535, 2),
+    }

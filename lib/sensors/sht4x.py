@@ -48,7 +48,9 @@ class SHT4x:
         except OSError:
             raise OSError("no %s" % self._what)
         check_words(self._buf, 2, self._what)
-        self.serial = (self._buf[0] << 24) | (self._buf[1] << 16) | (self._buf[3] << 8) | self._buf[4]
+        self.serial = (
+            (self._buf[0] << 24) | (self._buf[1] << 16) | (self._buf[3] << 8) | self._buf[4]
+        )
 
     def _command(self, cmd):
         self._cmd[0] = cmd
@@ -60,7 +62,7 @@ class SHT4x:
         self._started = True
 
     def read(self):
-        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless start() came first."""
+        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless after start()."""
         if not self._started:
             self.start()
             time.sleep_ms(self.conversion_ms)

@@ -34,7 +34,12 @@ def expect(exc, fn, check=None):
 def test_target_in_same_value_out():
     m = BME280Model(0x76)
     s = BME280(bus(m))
-    for t, h, p in ((21.53, 45.2, 1013.2), (-39.5, 5.0, 300.0), (84.0, 99.0, 1100.0), (0.0, 50.0, 950.55)):
+    for t, h, p in (
+        (21.53, 45.2, 1013.2),
+        (-39.5, 5.0, 300.0),
+        (84.0, 99.0, 1100.0),
+        (0.0, 50.0, 950.55),
+    ):
         m.set(temperature=t, humidity=h, pressure=p)
         r = s.read()
         assert abs(r["temperature"] - t) <= 0.01, (t, r)
@@ -51,8 +56,13 @@ def test_bmp280_has_no_humidity_and_is_identified():
     assert sorted(r) == ["pressure", "temperature"], r
     assert abs(r["temperature"] + 12.25) <= 0.01 and abs(r["pressure"] - 987.65) <= 0.02, r
     # a BMP280 is not a BME280, and the other way round
-    expect(OSError, lambda: BME280(i2c, address=0x77),
-           lambda e: str(e).startswith("no BME280 at 0x77") or (_ for _ in ()).throw(AssertionError(str(e))))
+    expect(
+        OSError,
+        lambda: BME280(i2c, address=0x77),
+        lambda e: (
+            str(e).startswith("no BME280 at 0x77") or (_ for _ in ()).throw(AssertionError(str(e)))
+        ),
+    )
     bus(BME280Model(0x76))
     expect(OSError, lambda: BMP280(i2c, address=0x76))
 
@@ -83,7 +93,11 @@ def test_nack_mid_transfer_is_oserror_enodev():
     m = BME280Model(0x76)
     s = BME280(bus(m))
     m.fault = "nack"
-    expect(OSError, s.read, lambda e: e.errno == errno.ENODEV or (_ for _ in ()).throw(AssertionError(e)))
+    expect(
+        OSError,
+        s.read,
+        lambda e: e.errno == errno.ENODEV or (_ for _ in ()).throw(AssertionError(e)),
+    )
     m.fault = None
     assert "temperature" in s.read()
 
@@ -130,7 +144,7 @@ def test_1000_reads_keep_the_heap_flat():
         s.start()
         simenv.clock.advance(s.conversion_ms)
         r = s.read()
-    r = None
+    del r  # only the returned value was kept; drop it too
     gc.collect()
     grown = gc.mem_alloc() - before
     print("bme280 heap growth after 1000 reads:", grown)

@@ -47,40 +47,73 @@ def roundtrip(model, drv, cases, tol):
 def test_sht3x_target_in_same_value_out():
     m = SHT3xModel(0x44)
     s = SHT3x(bus(m))
-    roundtrip(m, s, ({"temperature": 21.53, "humidity": 45.2}, {"temperature": -40.0, "humidity": 0.5},
-                     {"temperature": 124.9, "humidity": 99.99}), {"temperature": 0.01, "humidity": 0.01})
+    roundtrip(
+        m,
+        s,
+        (
+            {"temperature": 21.53, "humidity": 45.2},
+            {"temperature": -40.0, "humidity": 0.5},
+            {"temperature": 124.9, "humidity": 99.99},
+        ),
+        {"temperature": 0.01, "humidity": 0.01},
+    )
 
 
 def test_sht4x_target_in_same_value_out():
     m = SHT4xModel(0x44)
     s = SHT4x(bus(m))
     assert s.serial == m.serial
-    roundtrip(m, s, ({"temperature": 21.53, "humidity": 45.2}, {"temperature": -40.0, "humidity": 0.0},
-                     {"temperature": 124.9, "humidity": 100.0}), {"temperature": 0.01, "humidity": 0.01})
+    roundtrip(
+        m,
+        s,
+        (
+            {"temperature": 21.53, "humidity": 45.2},
+            {"temperature": -40.0, "humidity": 0.0},
+            {"temperature": 124.9, "humidity": 100.0},
+        ),
+        {"temperature": 0.01, "humidity": 0.01},
+    )
 
 
 def test_aht20_target_in_same_value_out_and_calibrates():
     m = AHT20Model()
     s = AHT20(bus(m))
     assert m.calibrated  # the driver sent 0xBE 0x08 0x00 to an uncalibrated chip
-    roundtrip(m, s, ({"temperature": 21.53, "humidity": 45.2}, {"temperature": -39.99, "humidity": 1.0},
-                     {"temperature": 84.5, "humidity": 99.9}), {"temperature": 0.01, "humidity": 0.01})
+    roundtrip(
+        m,
+        s,
+        (
+            {"temperature": 21.53, "humidity": 45.2},
+            {"temperature": -39.99, "humidity": 1.0},
+            {"temperature": 84.5, "humidity": 99.9},
+        ),
+        {"temperature": 0.01, "humidity": 0.01},
+    )
 
 
 def test_bh1750_target_in_same_value_out():
     m = BH1750Model()
     for mode, res in (("high", 0.84), ("high2", 0.42), ("low", 0.84)):
         s = BH1750(bus(m), mode=mode)
-        roundtrip(m, s, ({"illuminance": 0.0}, {"illuminance": 321.4}, {"illuminance": 27000.0}), {"illuminance": res})
+        roundtrip(
+            m,
+            s,
+            ({"illuminance": 0.0}, {"illuminance": 321.4}, {"illuminance": 27000.0}),
+            {"illuminance": res},
+        )
     s = BH1750(bus(m), mtreg=254)  # longer integration: finer counts
     assert s.conversion_ms == 663, s.conversion_ms  # 180 ms * 254 / 69, rounded up
     roundtrip(m, s, ({"illuminance": 12.34},), {"illuminance": 0.23})
 
 
 def test_absent_chips_are_named():
-    for cls, name, addr in ((SHT3x, "SHT3x", 0x44), (SHT4x, "SHT4x", 0x44), (AHT20, "AHT20", 0x38),
-                            (BH1750, "BH1750", 0x23)):
-        e = expect(OSError, lambda: cls(bus(), address=addr))
+    for cls, name, addr in (
+        (SHT3x, "SHT3x", 0x44),
+        (SHT4x, "SHT4x", 0x44),
+        (AHT20, "AHT20", 0x38),
+        (BH1750, "BH1750", 0x23),
+    ):
+        e = expect(OSError, lambda c=cls, a=addr: c(bus(), address=a))
         assert e.args[0] == "no %s at 0x%02x" % (name, addr), e.args
 
 
@@ -105,8 +138,12 @@ def test_crc_corruption_at_construction_raises_crc_error():
 
 
 def test_nack_mid_transfer_and_stuck_bus_are_oserrors():
-    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x44), SHT4x), (AHT20Model(), AHT20),
-                       (BH1750Model(), BH1750)):
+    for model, cls in (
+        (SHT3xModel(0x44), SHT3x),
+        (SHT4xModel(0x44), SHT4x),
+        (AHT20Model(), AHT20),
+        (BH1750Model(), BH1750),
+    ):
         s = cls(bus(model))
         model.fault = "nack"
         assert expect(OSError, s.read).errno == errno.ENODEV
@@ -137,8 +174,12 @@ def test_sht_read_too_early_is_enodev_not_a_number():
 
 
 def test_split_reads_do_not_wait():
-    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x44), SHT4x), (AHT20Model(), AHT20),
-                       (BH1750Model(), BH1750)):
+    for model, cls in (
+        (SHT3xModel(0x44), SHT3x),
+        (SHT4xModel(0x44), SHT4x),
+        (AHT20Model(), AHT20),
+        (BH1750Model(), BH1750),
+    ):
         s = cls(bus(model))
         s.start()
         simenv.clock.advance(s.conversion_ms)
@@ -154,8 +195,12 @@ def test_bad_arguments_are_value_errors():
 
 
 def test_1000_reads_keep_the_heap_flat():
-    for model, cls in ((SHT3xModel(0x44), SHT3x), (SHT4xModel(0x45), SHT4x), (AHT20Model(), AHT20),
-                       (BH1750Model(), BH1750)):
+    for model, cls in (
+        (SHT3xModel(0x44), SHT3x),
+        (SHT4xModel(0x45), SHT4x),
+        (AHT20Model(), AHT20),
+        (BH1750Model(), BH1750),
+    ):
         s = cls(bus(model), address=model.address)
         r = s.read()
         gc.collect()
@@ -164,7 +209,7 @@ def test_1000_reads_keep_the_heap_flat():
             s.start()
             simenv.clock.advance(s.conversion_ms)
             r = s.read()
-        r = None
+        del r  # only the returned value was kept; drop it too
         gc.collect()
         grown = gc.mem_alloc() - before
         print(cls.NAME, "heap growth after 1000 reads:", grown)

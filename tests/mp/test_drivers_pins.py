@@ -1,7 +1,6 @@
 # DHT22 (through the firmware-style dht module), ADC input, debounced input, pulse counter.
 import errno
 import gc
-import time
 
 import machine
 import simenv
@@ -86,7 +85,9 @@ def test_adc_clips_at_attenuation_full_scale():
     src = simenv.adc_sources[33] = VoltageSource()
     src.set(voltage=5.0)
     assert machine.ADC(machine.Pin(33), atten=machine.ADC.ATTN_11DB).read_uv() == 3100000
-    assert AnalogInput(machine.ADC(machine.Pin(33), atten=machine.ADC.ATTN_0DB)).read() == {"voltage": 0.95}
+    assert AnalogInput(machine.ADC(machine.Pin(33), atten=machine.ADC.ATTN_0DB)).read() == {
+        "voltage": 0.95
+    }
 
 
 def test_debounced_input_ignores_bounces():
@@ -137,7 +138,7 @@ def test_1000_reads_keep_the_heap_flat():
             r = x.read()
             if x is p:
                 simenv.drive(30, i & 1)
-        r = None
+        del r  # only the returned value was kept; drop it too
         gc.collect()
         grown = gc.mem_alloc() - before
         print(x.NAME, "heap growth after 1000 reads:", grown)

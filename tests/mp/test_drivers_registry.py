@@ -20,8 +20,19 @@ def test_importing_the_package_imports_no_driver():
 
     loaded = [k for k in sys.modules if k.startswith("sensors.") and k != "sensors.crc"]
     assert loaded == [], loaded
-    assert sensors.TYPES == ("bme280", "bmp280", "sht3x", "sht4x", "aht20", "bh1750", "ds18b20",
-                             "dht22", "adc", "digital", "pulse")
+    assert sensors.TYPES == (
+        "bme280",
+        "bmp280",
+        "sht3x",
+        "sht4x",
+        "aht20",
+        "bh1750",
+        "ds18b20",
+        "dht22",
+        "adc",
+        "digital",
+        "pulse",
+    )
 
 
 def test_make_imports_only_what_it_builds():
@@ -77,5 +88,9 @@ def test_i2c_scan_names_known_devices():
     i2c.sim_attach(BME280Model(0x76))
     i2c.sim_attach(BME280Model(0x77, chip="bmp280"))
     i2c.sim_attach(BH1750Model(0x5C))
-    assert scan(i2c) == [(0x5C, "BH1750", "bh1750"), (0x76, "BME280", "bme280"), (0x77, "BMP280", "bmp280")]
+    assert scan(i2c) == [
+        (0x5C, "BH1750", "bh1750"),
+        (0x76, "BME280", "bme280"),
+        (0x77, "BMP280", "bmp280"),
+    ]
     assert describe(i2c)[1] == "0x76 BME280 (bme280)"

@@ -146,7 +146,8 @@ print("never")
 
 def test_watchdog_not_fed_fails_loudly_with_77():
     st = tmpdir()
-    code, out = run("""
+    code, out = run(
+        """
 import machine, time
 w = machine.WDT(timeout=2000)
 for i in range(3):
@@ -155,7 +156,10 @@ for i in range(3):
 print("fed ok")
 time.sleep_ms(2500)
 print("still alive")
-""", st, "SIM_SPEED=0")
+""",
+        st,
+        "SIM_SPEED=0",
+    )
     assert code == simenv.EXIT_WDT == 77, (code, out)
     assert "fed ok" in out and "still alive" not in out and "WDT" in out, out
     code, out = run("import machine; print('cause', machine.reset_cause())", st)
@@ -174,7 +178,8 @@ def test_reset_exits_76_and_next_cause_is_soft_reset():
 
 def test_nvs_persists_only_on_commit():
     st = tmpdir()
-    code, out = run("""
+    code, out = run(
+        """
 import esp32
 n = esp32.NVS("node")
 n.set_i32("boots", 7)
@@ -183,9 +188,12 @@ n.commit()
 m = esp32.NVS("other")
 m.set_i32("lost", 1)
 print(esp32.mcu_temperature())
-""", st)
+""",
+        st,
+    )
     assert code == 0, out
-    code, out = run("""
+    code, out = run(
+        """
 import esp32
 n = esp32.NVS("node")
 b = bytearray(8)
@@ -194,5 +202,7 @@ try:
     esp32.NVS("other").get_i32("lost")
 except OSError as e:
     print("missing", e.args[0])
-""", st)
+""",
+        st,
+    )
     assert "7 2 b'\\x01\\x02'" in out and "missing -4354" in out, out

@@ -50,7 +50,9 @@ def test_daily_curve_follows_the_world_clock():
     offset = simenv.clock.rtc_offset_us
     machine.RTC().datetime((2026, 6, 1, 0, 15, 0, 0, 0))
     simenv.clock.rtc_offset_us = offset  # move the world, not just the board's RTC
-    simenv.clock._base = simenv._rt.mktime((2026, 6, 1, 15, 0, 0, 0, 0)) * 1000000 - simenv.clock._elapsed()
+    simenv.clock._base = (
+        simenv._rt.mktime((2026, 6, 1, 15, 0, 0, 0, 0)) * 1000000 - simenv.clock._elapsed()
+    )
     assert abs(d(0) - 25) < 1e-6
     simenv.clock.advance(12 * 3600 * 1000)
     assert abs(d(0) - 15) < 1e-6
@@ -61,8 +63,13 @@ def test_daily_curve_follows_the_world_clock():
 def test_wifi_connects_and_drops_in_outage_windows():
     import network
 
-    simenv.scenario_data["wifi"] = {"ssid": "lab", "password": "pw", "rssi": -55, "connect_ms": 1000,
-                                    "outages": [{"from_t": 100, "to_t": 200}]}
+    simenv.scenario_data["wifi"] = {
+        "ssid": "lab",
+        "password": "pw",
+        "rssi": -55,
+        "connect_ms": 1000,
+        "outages": [{"from_t": 100, "to_t": 200}],
+    }
     base = simenv.scenario_t()
     simenv.scenario_data["wifi"]["outages"][0] = {"from_t": base + 100, "to_t": base + 200}
     w = network.WLAN(network.STA_IF)
@@ -98,12 +105,13 @@ def test_ntp_sets_the_rtc_and_can_fail():
     ntptime.settime()
     assert abs(time.time() - simenv.clock.true_us() / 1000000) < 1
     simenv.scenario_data["ntp"] = {"fail": True}
-    e = expect(OSError, ntptime.time)
+    expect(OSError, ntptime.time)
     simenv.scenario_data["ntp"] = {}
 
 
 def test_default_scenario_drives_the_real_drivers():
-    code, out = run("""
+    code, out = run(
+        """
 import machine, time, onewire
 from sensors import make
 i2c = machine.I2C(0)
@@ -117,7 +125,9 @@ import network
 w = network.WLAN(network.STA_IF); w.active(True); w.connect("simnet", "simnet-password")
 time.sleep_ms(1300)
 print("wifi", w.isconnected())
-""", "SIM_SCENARIO=%s SIM_SPEED=0" % scenario_path("default.json"))
+""",
+        "SIM_SCENARIO=%s SIM_SPEED=0" % scenario_path("default.json"),
+    )
     assert code == 0, out
     assert "scan [35, 118]" in out and "wifi True" in out, out
     vals = [float(x) for x in out.split("ok ")[1].split()[:5]]
@@ -126,7 +136,8 @@ print("wifi", w.isconnected())
 
 
 def test_faults_scenario_windows():
-    code, out = run("""
+    code, out = run(
+        """
 import machine, time, simenv
 from sensors import make
 i2c = machine.I2C(0)
@@ -148,6 +159,10 @@ print("sht ok", s.read())
 import ntptime
 ntptime.settime()
 print("t", time.gmtime()[0])
-""", "SIM_SCENARIO=%s SIM_SPEED=0" % scenario_path("faults.json"))
+""",
+        "SIM_SCENARIO=%s SIM_SPEED=0" % scenario_path("faults.json"),
+    )
     assert code == 0, out
-    assert "t 2000" in out and "bme nack 19" in out and "sht CRCError" in out and "t 2026" in out, out
+    assert "t 2000" in out and "bme nack 19" in out and "sht CRCError" in out and "t 2026" in out, (
+        out
+    )

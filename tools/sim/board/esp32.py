@@ -41,7 +41,7 @@ class NVS:
         v = self._pending.get(key)
         if v is None or v[0] != "blob":
             raise OSError(_ESP_ERR_NVS_NOT_FOUND, "ESP_ERR_NVS_NOT_FOUND")
-        data = bytes(int(v[1][i:i + 2], 16) for i in range(0, len(v[1]), 2))
+        data = bytes(int(v[1][i : i + 2], 16) for i in range(0, len(v[1]), 2))
         if len(buffer) < len(data):
             raise OSError(errno.EINVAL, "ESP_ERR_NVS_INVALID_LENGTH")
         for i, b in enumerate(data):
@@ -100,8 +100,11 @@ class Partition:
     RUNNING = 1
     TYPE_APP = 0
     TYPE_DATA = 1
-    _TABLE = (("factory", 0, 0, 0x10000, 0x1F0000), ("nvs", 1, 2, 0x9000, 0x6000),
-              ("vfs", 1, 129, 0x200000, 0x200000))
+    _TABLE = (
+        ("factory", 0, 0, 0x10000, 0x1F0000),
+        ("nvs", 1, 2, 0x9000, 0x6000),
+        ("vfs", 1, 129, 0x200000, 0x200000),
+    )
 
     def __init__(self, id, block_size=4096):
         if id in (Partition.BOOT, Partition.RUNNING):
@@ -114,9 +117,13 @@ class Partition:
 
     @classmethod
     def find(cls, type=TYPE_APP, subtype=0xFF, label=None, block_size=4096):
-        return [cls(r[0]) for r in cls._TABLE
-                if r[1] == type and (subtype == 0xFF or r[2] == subtype)
-                and (label is None or r[0] == label)]
+        return [
+            cls(r[0])
+            for r in cls._TABLE
+            if r[1] == type
+            and (subtype == 0xFF or r[2] == subtype)
+            and (label is None or r[0] == label)
+        ]
 
     def info(self):
         n, t, st, addr, size = self._row

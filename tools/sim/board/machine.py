@@ -25,7 +25,6 @@ Ending a run, as a real board would restart (the runner boots the process again)
 Sim-side steering lives in simenv (clock, pin drive, wires) and in Pin.sim_drive().
 """
 
-import errno
 import os
 import sys
 
@@ -53,8 +52,12 @@ ULP_WAKE = 6
 SLEEP = 2
 DEEPSLEEP = 4
 
-_CAUSE = {"poweron": PWRON_RESET, "deepsleep": DEEPSLEEP_RESET, "reset": SOFT_RESET,
-          "wdt": WDT_RESET}
+_CAUSE = {
+    "poweron": PWRON_RESET,
+    "deepsleep": DEEPSLEEP_RESET,
+    "reset": SOFT_RESET,
+    "wdt": WDT_RESET,
+}
 
 
 def reset_cause():
@@ -104,8 +107,9 @@ def lightsleep(ms=None):
 def deepsleep(ms=0):
     """End the run like a real deep sleep: record it and exit with EXIT_DEEPSLEEP (75)."""
     RTC()._save()
-    simenv.save_boot("deepsleep", {"sleep_ms": ms or None,
-                                   "epoch_us": _clock.true_us() + (ms or 0) * 1000})
+    simenv.save_boot(
+        "deepsleep", {"sleep_ms": ms or None, "epoch_us": _clock.true_us() + (ms or 0) * 1000}
+    )
     sys.stdout.flush() if hasattr(sys.stdout, "flush") else None
     simenv.exit_run(simenv.EXIT_DEEPSLEEP, "deepsleep(%s): exit %d" % (ms, simenv.EXIT_DEEPSLEEP))
 
@@ -191,218 +195,8 @@ class Pin:
         return "Pin(%d)" % self._id
 
 
-def _pin_id(p):
-    if p is None:
-        return None
-    return p._id if isinstance(p, Pin) else int(p)
+_pin_id = simenv._sw.pin_id
 
-
-# ---- I2C ------------------------------------------------------------------------------------
-_DEFAULT_I2C = {0: (18, 19), 1: (25, 26)}  # ESP32 port defaults (scl, sda)
-
-
-class I2C:
-    """Hardware/soft I2C on the simulated wires: devices are found by the SDA pin."""
-
-    def __init__(self, id=-1, *, scl=None, sda=None, freq=400000, timeout=50000):
-        b = simenv.board.get("i2c", {})
-        if scl is None and sda is None:
-            if id == b.get("id", 0) and "sda" in b:
-                scl, sda = b["scl"], b["sda"]
-            elif id in _DEFAULT_I2C:
-                scl, sda = _DEFAULT_I2C[id]
-            else:
-                raise ValueError("I2C(%r) doesn't exist" % (id,))
-        self._scl = _pin_id(scl)
-        self._sda = _pin_id(sda)
-        self._freq = freq
-        self._w = simenv.i2c_wires(self._sda)
-
-    def init(self, *, scl=None, sda=None, freq=400000, timeout=50000):
-        self._freq = freq
-
-    def deinit(self):
-        pass
-
-    def sim_attach(self, model):
-        """Sim side: put a device model on these wires."""
-        return self._w.attach(model)
-
-    def _dev(self, addr):
-        _clock.true_us()
-        w = self._w
-        if w.stuck:
-            raise OSError(errno.ETIMEDOUT)
-        for d in w.devices:
-            if d.active_fault() == "bus_stuck":
-                raise OSError(errno.ETIMEDOUT)
-        d = w.device(addr)
-        if d is None or not d.acks():
-            raise OSError(errno.ENODEV)
-        return d
-
-    def scan(self):
-        out = []
-        for a in range(0x08, 0x78):
-            try:
-                self._dev(a)
-                out.append(a)
-            except OSError as e:
-                if e.errno == errno.ETIMEDOUT:
-                    raise
-        return out
-
-    def _write(self, addr, data):
-        d = self._dev(addr)
-        try:
-            d.transfer_write(data)
-        except simenv.Nack:
-            raise OSError(errno.ENODEV)
-        return d
-
-    def _read(self, d, n):
-        try:
-            return d.transfer_read(n)
-        except simenv.Nack:
-            raise OSError(errno.ENODEV)
-
-    def writeto(self, addr, buf, stop=True):
-        self._write(addr, bytes(buf))
-        return len(buf)
-
-    def writevto(self, addr, vector, stop=True):
-        data = b"".join(bytes(v) for v in vector)
-        self._write(addr, data)
-        return len(data)
-
-    def readfrom(self, addr, nbytes, stop=True):
-        return bytes(self._read(self._dev(addr), nbytes))
-
-    def readfrom_into(self, addr, buf, stop=True):
-        data = self._read(self._dev(addr), len(buf))
-        for i in range(len(buf)):
-            buf[i] = data[i]
-
-    def _memaddr(self, memaddr, addrsize):
-        if addrsize == 16:
-            return bytes((memaddr >> 8, memaddr & 0xFF))
-        return bytes((memaddr & 0xFF,))
-
-    def writeto_mem(self, addr, memaddr, buf, *, addrsize=8):
-        self._write(addr, self._memaddr(memaddr, addrsize) + bytes(buf))
-
-    def readfrom_mem(self, addr, memaddr, nbytes, *, addrsize=8):
-        d = self._write(addr, self._memaddr(memaddr, addrsize))
-        return bytes(self._read(d, nbytes))
-
-    def readfrom_mem_into(self, addr, memaddr, buf, *, addrsize=8):
-        d = self._write(addr, self._memaddr(memaddr, addrsize))
-        data = self._read(d, len(buf))
-        for i in range(len(buf)):
-            buf[i] = data[i]
-
-
-class SoftI2C(I2C):
-    def __init__(self, scl, sda, *, freq=400000, timeout=50000):
-        super().__init__(-1, scl=scl, sda=sda, freq=freq, timeout=timeout)
-
-
-# ---- ADC ------------------------------------------------------------------------------------
-class ADC:
-    ATTN_0DB = 0
-    ATTN_2_5DB = 1
-    ATTN_6DB = 2
-    ATTN_11DB = 3
-    WIDTH_9BIT, WIDTH_10BIT, WIDTH_11BIT, WIDTH_12BIT = 0, 1, 2, 3
-    _FULL = (0.95, 1.25, 1.75, 3.1)  # usable range per attenuation (V), ESP32 ADC docs
-
-    def __init__(self, pin, *, atten=None):
-        self._pin = _pin_id(pin)
-        self._atten = self.ATTN_0DB if atten is None else atten
-
-    def atten(self, a):
-        self._atten = a
-
-    def width(self, w):
-        pass
-
-    def _volts(self):
-        _clock.true_us()
-        src = simenv.adc_sources.get(self._pin)
-        v = src.pin_volts() if src is not None else 0.0
-        full = self._FULL[self._atten]
-        return 0.0 if v < 0 else full if v > full else v
-
-    def read_uv(self):
-        return int(self._volts() * 1000000)
-
-    def read_u16(self):
-        return int(self._volts() / self._FULL[self._atten] * 65535)
-
-    def read(self):
-        return self.read_u16() >> 4
-
-
-# ---- RTC ------------------------------------------------------------------------------------
-_rtc_mem = [None]
-
-
-class RTC:
-    """datetime() on the simulated clock; memory() (<= 2048 bytes) kept across deep sleep,
-    reset() and WDT resets in SIM_STATE_DIR/rtcmem.bin, cleared by a power-on."""
-
-    def __init__(self, id=0):
-        if _rtc_mem[0] is None:
-            data = b""
-            p = simenv.state_path("rtcmem.bin")
-            if p is not None and simenv.prev_reason != "poweron":
-                try:
-                    with open(p, "rb") as f:
-                        data = f.read()
-                except OSError:
-                    pass
-            _rtc_mem[0] = data
-
-    def datetime(self, dt=None):
-        if dt is None:
-            us = _clock.rtc_us()
-            t = simenv._rt.gmtime(us // 1000000)
-            # (year, month, day, weekday 0=Monday, hours, minutes, seconds, subseconds us)
-            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], us % 1000000)
-        y, mo, d, _wd, h, mi, s = dt[:7]
-        sub = dt[7] if len(dt) > 7 else 0
-        _clock.set_rtc_us(simenv._rt.mktime((y, mo, d, h, mi, s, 0, 0)) * 1000000 + sub)
-
-    def init(self, dt):
-        self.datetime(dt)
-
-    def memory(self, data=None):
-        if data is None:
-            return _rtc_mem[0]
-        if len(data) > 2048:
-            raise ValueError("buffer too long")
-        _rtc_mem[0] = bytes(data)
-        self._save()
-
-    def _save(self):
-        p = simenv.state_path("rtcmem.bin")
-        if p is not None and _rtc_mem[0] is not None:
-            with open(p, "wb") as f:
-                f.write(_rtc_mem[0])
-
-
-# ---- WDT ------------------------------------------------------------------------------------
-class WDT:
-    """Once started it cannot be stopped; not fed within timeout ms of simulated time, the run
-    ends with exit code 77 and a message on stderr."""
-
-    def __init__(self, id=0, timeout=5000):
-        if timeout < 1:
-            raise ValueError("WDT timeout too short")
-        simenv.watchdog.timeout_ms = timeout
-        self.feed()
-
-    def feed(self):
-        wd = simenv.watchdog
-        wd.check(_clock.true_us())
-        wd.deadline = _clock.true_us() + wd.timeout_ms * 1000
+# The peripherals live in smaller modules (less heap to compile each).
+from simi2c import I2C, SoftI2C  # noqa: E402, F401  (re-exported)
+from simperiph import ADC, RTC, WDT  # noqa: E402, F401  (re-exported)

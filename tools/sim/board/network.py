@@ -38,8 +38,13 @@ def country(c=None):
 
 def _cfg():
     w = scenario.wifi()
-    return (w.get("ssid", "simnet"), w.get("password"), w.get("rssi", -60),
-            w.get("connect_ms", 1500), w.get("ip", "127.0.0.1"))
+    return (
+        w.get("ssid", "simnet"),
+        w.get("password"),
+        w.get("rssi", -60),
+        w.get("connect_ms", 1500),
+        w.get("ip", "127.0.0.1"),
+    )
 
 
 def WLAN(interface_id=STA_IF):
@@ -163,8 +168,16 @@ class _WLAN:
         if scenario.wifi_down():
             return []
         ssid, pw, rssi, _c, _ip = _cfg()
-        return [(ssid.encode(), b"\x24\x0a\xc4\x99\x99\x01", 6, rssi,
-                 AUTH_WPA2_PSK if pw else AUTH_OPEN, False)]
+        return [
+            (
+                ssid.encode(),
+                b"\x24\x0a\xc4\x99\x99\x01",
+                6,
+                rssi,
+                AUTH_WPA2_PSK if pw else AUTH_OPEN,
+                False,
+            )
+        ]
 
 
 def _mac(iface):

@@ -24,10 +24,7 @@ class OneWire:
         self._w = simenv.ow_wires(pin._id)
 
     def _low(self):
-        for d in self._w.devices:
-            if d.active_fault() == "bus_low":
-                return True
-        return False
+        return any(d.active_fault() == "bus_low" for d in self._w.devices)
 
     def reset(self, required=False):
         simenv.clock.advance_us(960)  # reset + presence: 480 us low, 480 us wait

@@ -11,11 +11,13 @@ simulated wall clock (UTC).
       "devices": [
         {"type": "bme280", "address": 118, "sda": 21,      # sda defaults to the board's I2C
          "values": {"temperature": {"daily": {"mean": 21, "amplitude": 3, "peak_hour": 15}},
-                    "humidity": 45, "pressure": {"ramp": {"from_t": 0, "to_t": 3600, "from": 1013, "to": 1005}}},
+                    "humidity": 45,
+                    "pressure": {"ramp": {"from_t": 0, "to_t": 3600, "from": 1013, "to": 1005}}},
          "faults": [{"kind": "nack", "from_t": 600, "to_t": 660}]},
         {"type": "ds18b20", "pin": 4, "rom": "28ff4a1b031603f0", "values": {"temperature": 5}},
         {"type": "dht22", "pin": 15, "values": {"temperature": 20, "humidity": 50}},
-        {"type": "adc", "pin": 35, "divider": 2.0, "values": {"voltage": {"steps": [[0, 4.1], [7200, 3.6]]}}}
+        {"type": "adc", "pin": 35, "divider": 2.0,
+         "values": {"voltage": {"steps": [[0, 4.1], [7200, 3.6]]}}}
       ],
       "wifi": {"ssid": "simnet", "password": "secret", "rssi": -62, "connect_ms": 1500,
                "outages": [{"from_t": 300, "to_t": 420}]},
@@ -48,10 +50,7 @@ def active(windows, t=None):
         return True
     if t is None:
         t = simenv.scenario_t()
-    for w in windows:
-        if _window(w, t):
-            return True
-    return False
+    return any(_window(w, t) for w in windows)
 
 
 def curve(spec):
@@ -74,6 +73,7 @@ def curve(spec):
             if t >= t1:
                 return v1
             return v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
         return ramp
     if kind == "points":
         pts = a
@@ -86,6 +86,7 @@ def curve(spec):
                     (ta, va), (tb, vb) = pts[i - 1], pts[i]
                     return va + (vb - va) * (t - ta) / (tb - ta)
             return pts[-1][1]
+
         return points
     if kind == "steps":
         st = a
@@ -96,6 +97,7 @@ def curve(spec):
                 if t >= tt:
                     v = vv
             return v
+
         return steps
     if kind == "daily":
         mean, amp, peak = a.get("mean", 20), a.get("amplitude", 3), a.get("peak_hour", 15)
@@ -104,6 +106,7 @@ def curve(spec):
             # follows the world clock, not scenario time: warmest at peak_hour UTC
             sec = (simenv.clock.true_us() // 1000000) % 86400
             return mean + amp * math.cos(2 * math.pi * (sec / 3600 - peak) / 24)
+
         return daily
     raise ValueError("scenario: unknown curve kind %r" % kind)
 
@@ -112,27 +115,35 @@ def _make(spec, board):
     t = spec["type"]
     if t in ("bme280", "bmp280"):
         from simdev.bme280 import BME280Model
+
         m = BME280Model(spec.get("address", 0x76), chip=t)
     elif t == "sht3x":
         from simdev.sht import SHT3xModel
+
         m = SHT3xModel(spec.get("address", 0x44))
     elif t == "sht4x":
         from simdev.sht import SHT4xModel
+
         m = SHT4xModel(spec.get("address", 0x44))
     elif t == "aht20":
         from simdev.aht20 import AHT20Model
+
         m = AHT20Model(spec.get("address", 0x38))
     elif t == "bh1750":
         from simdev.bh1750 import BH1750Model
+
         m = BH1750Model(spec.get("address", 0x23))
     elif t == "ds18b20":
         from simdev.ds18b20 import DS18B20Model
+
         m = DS18B20Model(spec.get("rom"))
     elif t == "dht22":
         from simdev.dht22 import DHT22Model
+
         m = DHT22Model()
     elif t == "adc":
         from simdev.adc import VoltageSource
+
         m = VoltageSource(spec.get("divider", 1.0))
     else:
         raise ValueError("scenario: unknown device type %r" % t)

@@ -122,7 +122,6 @@ class Clock:
         self._base = epoch_us
         self._real0 = _rt.ticks_us()
         self._adv = 0
-        self._boot = epoch_us
         self.speed = speed
         self.rtc_offset_us = 0
         self.hooks = []  # callables(now_us) run on every reading: the watchdog lives here
@@ -140,7 +139,8 @@ class Clock:
         return now
 
     def uptime_us(self):
-        return self.true_us() - self._boot
+        # continuous with the interpreter's ticks_us() at speed 1 (time.py before install)
+        return self.true_us() - self._base + self._real0
 
     def rtc_us(self):
         """The board's own idea of the time (time.time()), us since 1970."""
@@ -214,8 +214,13 @@ def save_boot(reason, extra=None):
     """Write the boot record the next run reads (no-op without SIM_STATE_DIR)."""
     if _boot_path is None:
         return
-    rec = {"reason": reason, "boots": boots, "epoch_us": clock.true_us(), "t0_us": t0_us,
-           "rtc_offset_us": clock.rtc_offset_us}
+    rec = {
+        "reason": reason,
+        "boots": boots,
+        "epoch_us": clock.true_us(),
+        "t0_us": t0_us,
+        "rtc_offset_us": clock.rtc_offset_us,
+    }
     if extra:
         rec.update(extra)
     _save_json(_boot_path, rec)
@@ -245,145 +250,35 @@ class _Watchdog:
         if self.deadline is not None and now > self.deadline and not self.firing:
             self.firing = True
             save_boot("wdt")
-            exit_run(EXIT_WDT, "WDT: not fed for %d ms, the board resets (exit %d)"
-                     % (self.timeout_ms, EXIT_WDT))
+            exit_run(
+                EXIT_WDT,
+                "WDT: not fed for %d ms, the board resets (exit %d)" % (self.timeout_ms, EXIT_WDT),
+            )
 
 
 watchdog = _Watchdog()
 clock.hooks.append(watchdog.check)
 
 
-# ---- pins ----------------------------------------------------------------------------------
-class PinState:
-    """One GPIO: what the firmware set and what the outside world drives."""
+# ---- pins and buses live in simwires (kept separate: smaller modules compile in less heap) --
+import simwires as _sw  # noqa: E402
 
-    def __init__(self, n):
-        self.n = n
-        self.mode = None  # machine.Pin.IN / OUT / OPEN_DRAIN
-        self.pull = None
-        self.out = 0  # the level the firmware writes
-        self.ext = None  # the level the world drives, None = floating
-        self.handler = None
-        self.trigger = 0
-        self.last = None
-
-    def level(self):
-        if self.ext is not None:
-            return self.ext
-        if self.mode == 1 and self.out is not None:  # OUT
-            return self.out
-        if self.mode == 2:  # OPEN_DRAIN: low when 0, pulled up when released
-            return 0 if self.out == 0 else 1
-        if self.pull == 1:  # PULL_UP
-            return 1
-        return 0
+PinState = _sw.PinState
+pins = _sw.pins
+pin = _sw.pin
+_pin_objs = _sw.pin_objs
+drive = _sw.drive
+pulse = _sw.pulse
+Nack = _sw.Nack
+I2CWires = _sw.I2CWires
+OneWireWires = _sw.OneWireWires
+i2c_wires = _sw.i2c_wires
+ow_wires = _sw.ow_wires
+dht_devices = _sw.dht_devices
+adc_sources = _sw.adc_sources
 
 
-pins = {}
+# From now on time.* runs on the simulated clock.
+import time as _time  # noqa: E402  (our time.py: installing the clock is the point)
 
-
-def pin(n):
-    p = pins.get(n)
-    if p is None:
-        p = pins[n] = PinState(n)
-    return p
-
-
-_pin_objs = {}
-
-
-def drive(n, level):
-    """Drive GPIO n from outside (None releases it); fires the IRQ handler on a matching edge."""
-    p = pin(n)
-    old = p.level()
-    p.ext = level
-    new = p.level()
-    if p.handler is not None and old != new:
-        if (new and p.trigger & 2) or (not new and p.trigger & 1):  # IRQ_RISING=2, IRQ_FALLING=1
-            p.handler(_pin_objs.get(n))
-
-
-def pulse(n, count=1, low_ms=20, high_ms=20):
-    """count low pulses on GPIO n (a reed switch to ground), advancing the clock."""
-    for _ in range(count):
-        drive(n, 0)
-        clock.advance(low_ms)
-        drive(n, 1)
-        clock.advance(high_ms)
-
-
-# ---- buses ---------------------------------------------------------------------------------
-class Nack(Exception):
-    """A device did not acknowledge (address or a data byte)."""
-
-
-class I2CWires:
-    """The SDA/SCL wires with the device models on them, shared by every I2C/SoftI2C on them."""
-
-    def __init__(self, sda):
-        self.sda = sda
-        self.devices = []
-        self.stuck = False  # SDA held low by someone: every transfer times out
-
-    def attach(self, model):
-        self.detach(model.address)
-        self.devices.append(model)
-        return model
-
-    def detach(self, address):
-        self.devices = [d for d in self.devices if d.address != address]
-
-    def device(self, address):
-        for d in self.devices:
-            if d.address == address:
-                return d
-        return None
-
-
-_i2c = {}
-
-
-def i2c_wires(sda):
-    w = _i2c.get(sda)
-    if w is None:
-        w = _i2c[sda] = I2CWires(sda)
-        _populate()
-    return w
-
-
-class OneWireWires:
-    def __init__(self, n):
-        self.pin = n
-        self.devices = []
-
-    def attach(self, model):
-        self.devices.append(model)
-        return model
-
-
-_ow = {}
-
-
-def ow_wires(n):
-    w = _ow.get(n)
-    if w is None:
-        w = _ow[n] = OneWireWires(n)
-        _populate()
-    return w
-
-
-dht_devices = {}  # pin -> model
-adc_sources = {}  # pin -> model with .voltage()
-
-_populated = False
-
-
-def _populate():
-    # Build the scenario's device models once, on first use of any bus.
-    global _populated
-    if _populated:
-        return
-    _populated = True
-    import scenario
-
-    scenario.attach_all(scenario_data, board)
+_time._clock = clock

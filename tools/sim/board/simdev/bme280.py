@@ -42,7 +42,8 @@ def comp_p(adc, tf, p):
 def comp_h(adc, tf, h):
     v = tf - 76800.0
     v = (adc - (h[3] * 64.0 + h[4] / 16384.0 * v)) * (
-        h[1] / 65536.0 * (1.0 + h[5] / 67108864.0 * v * (1.0 + h[2] / 67108864.0 * v)))
+        h[1] / 65536.0 * (1.0 + h[5] / 67108864.0 * v * (1.0 + h[2] / 67108864.0 * v))
+    )
     v = v * (1.0 - h[0] * v / 524288.0)
     return clamp(v, 0.0, 100.0)
 
@@ -124,9 +125,14 @@ class BME280Model(RegisterDevice):
         oh = _OS[self.regs[0xF2] & 7] if self.humidity else 0
         us = 1250 + 2300 * ot + (2300 * op + 575 if op else 0) + (2300 * oh + 575 if oh else 0)
         self.done_us = self.now_us() + us
-        adc = self.raw_for(self.value("temperature"), self.value("pressure"), self.value("humidity"))
-        self.pending = (adc[0] if ot else 0x80000, adc[1] if op else 0x80000,
-                        adc[2] if oh else 0x8000)
+        adc = self.raw_for(
+            self.value("temperature"), self.value("pressure"), self.value("humidity")
+        )
+        self.pending = (
+            adc[0] if ot else 0x80000,
+            adc[1] if op else 0x80000,
+            adc[2] if oh else 0x8000,
+        )
 
     def _update(self):
         if self.done_us is None or self.now_us() < self.done_us or self.active_fault() == "stuck":

@@ -32,7 +32,7 @@ class DS18B20Model(Model):
     def __init__(self, rom=None):
         super().__init__()
         if isinstance(rom, str):
-            rom = bytes(int(rom[i:i + 2], 16) for i in range(0, 16, 2))
+            rom = bytes(int(rom[i : i + 2], 16) for i in range(0, 16, 2))
         self.rom = rom or make_rom()
         self.values = {"temperature": 21.0}
         self.sp = bytearray(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x00")  # power-on scratchpad
