@@ -28,6 +28,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -905,22 +906,31 @@ def check_fs_image(path: Path, block_count: int) -> None:
         raise Refused(f"{path}: not a LittleFS image of {block_count} blocks ({e})") from None
 
 
+def board_def(boards: Path, name) -> dict:
+    """boards/<name>.json (chip, flash_size_mb, pins), or {} when there is none."""
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]+", name):
+        return {}
+    path = boards / f"{name}.json"
+    return _load_json(path, "board definition") if path.is_file() else {}
+
+
+def node_target(n: dict, args, fleet: dict, boards: Path) -> tuple[Chip, int, str]:
+    """Chip and flash size for one node: command line, else fleet file, else the board
+    definition named by the node's config ("board"), else esp32 with 4MB."""
+    b = board_def(boards, n["config"].get("board"))
+    chip = chip_by_key(args.chip or fleet["chip"] or b.get("chip") or "esp32")
+    mb = b.get("flash_size_mb")
+    size_text = args.flash_size or fleet["flash_size"] or (f"{mb}MB" if mb else "4MB")
+    return chip, parse_size(size_text, "--flash-size"), size_text
+
+
 def cmd_provision(args) -> int:
     fleet_path = Path(args.fleet)
     fleet = load_fleet(fleet_path)
-    size_text = args.flash_size or fleet["flash_size"] or "4MB"
-    flash_size = parse_size(size_text, "--flash-size")
     vfs_start = int(args.fs_start, 0)
-    blocks = vfs_geometry(flash_size, vfs_start)
-    chip = chip_by_key(args.chip or fleet["chip"] or "esp32")
     fw = Path(args.fw) if args.fw else None
-    if fw is not None:
-        check_image_for(chip, fw)
-        if chip.fw_offset + fw.stat().st_size > vfs_start:
-            raise Refused(
-                f"--fw {fw}: {fw.stat().st_size} bytes at 0x{chip.fw_offset:x} "
-                f"overlap the vfs at 0x{vfs_start:x}"
-            )
+    if fw is not None and not fw.is_file():
+        raise Refused(f"--fw {fw}: no such file")
     nodes = fleet["nodes"]
     if args.node:
         nodes = [n for n in nodes if n["id"] in args.node]
@@ -929,7 +939,38 @@ def cmd_provision(args) -> int:
             raise Refused(f"--node {', '.join(sorted(missing))}: not in {fleet_path}")
     if args.flash and len(nodes) != 1:
         raise Refused("provision --flash: choose the one board's node with --node ID")
+    # Every node's target is checked before anything is built or written.
+    for n in nodes:
+        chip, flash_size, size_text = node_target(n, args, fleet, Path(args.boards))
+        n["chip"], n["flash_size"], n["size_text"] = chip, flash_size, size_text
+        n["blocks"] = vfs_geometry(flash_size, vfs_start)
+        if fw is not None:
+            try:
+                check_image_for(chip, fw)
+            except Refused as e:
+                raise Refused(f"node {n['id']}: {e}") from None
+            if chip.fw_offset + fw.stat().st_size > vfs_start:
+                raise Refused(
+                    f"--fw {fw}: {fw.stat().st_size} bytes at 0x{chip.fw_offset:x} "
+                    f"overlap the vfs at 0x{vfs_start:x}"
+                )
     lib = Path(args.lib)
+    if not args.no_validate:
+        # All nodes' configs pass the device's validator before any output is written.
+        with tempfile.TemporaryDirectory(prefix="nodectl-") as tmp:
+            for n in nodes:
+                cfg_path = Path(tmp) / f"{n['id']}.config.json"
+                cfg_path.write_text(json.dumps(n["config"]))
+                sec_path = None
+                if n["secrets"]:
+                    sec_path = Path(tmp) / f"{n['id']}.secrets.json"
+                    sec_path.write_text(json.dumps(n["secrets"]))
+                code, msg = validate_config(lib, cfg_path, sec_path)
+                if code != 0:
+                    print(
+                        msg.replace(str(cfg_path), f"node {n['id']} config.json"), file=sys.stderr
+                    )
+                    raise Refused(f"node {n['id']}: generated config is not valid; nothing written")
     build_dir = Path(args.build_dir)
     if not args.no_build:
         info = build(lib, Path(args.root_dir), build_dir, version=args.version)
@@ -944,6 +985,7 @@ def cmd_provision(args) -> int:
     out = Path(args.out)
     made = []
     for n in nodes:
+        chip, flash_size, blocks = n["chip"], n["flash_size"], n["blocks"]
         d = out / n["id"]
         d.mkdir(parents=True, exist_ok=True)
         cfg_path = d / "config.json"
@@ -952,11 +994,6 @@ def cmd_provision(args) -> int:
         if n["secrets"]:
             sec_path = d / "secrets.json"
             sec_path.write_text(json.dumps(n["secrets"], indent=2, sort_keys=True) + "\n")
-        if not args.no_validate:
-            code, msg = validate_config(lib, cfg_path, sec_path)
-            if code != 0:
-                print(msg, file=sys.stderr)
-                raise Refused(f"node {n['id']}: generated config is not valid; no image written")
         files = dict(app)
         files["config.json"] = cfg_path.read_bytes()
         if sec_path is not None:
@@ -979,10 +1016,10 @@ def cmd_provision(args) -> int:
         n = made[0]
         args2 = argparse.Namespace(
             port=args.port,
-            chip=chip.key,
+            chip=n["chip"].key,
             fw=str(fw) if fw else None,
             fs=str(n["image"]),
-            flash_size=size_text,
+            flash_size=n["size_text"],
             no_erase=fw is None,
             baud=args.baud,
             dry_run=args.dry_run,
@@ -1333,7 +1370,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--fs-start", default=hex(VFS_START), help="vfs partition start (default 0x200000)"
     )
-    s.add_argument("--chip", help="default: the fleet file's, else esp32")
+    s.add_argument("--chip", help="default: the fleet file's, else the board definition's")
+    s.add_argument("--boards", default=str(REPO / "boards"), help="board definitions (boards/)")
     s.add_argument(
         "--fw", "--firmware", dest="fw", help="MicroPython .bin to merge into a factory image"
     )

@@ -174,11 +174,14 @@ def test_duplicate_node_ids_and_bad_placeholders_are_refused(project):
 
 
 def test_a_generated_config_the_device_would_reject_is_refused(project):
-    nodes = [{"id": "k-1", "room": "kitchen", "config": {"interval": 0}}]
+    nodes = [
+        {"id": "k-1", "room": "kitchen"},
+        {"id": "k-2", "room": "x", "config": {"interval": 0}},
+    ]
     r, out = provision(project, fleet_doc(nodes=nodes))
     assert r.returncode == 1
-    assert "interval: expected an integer 1..86400, got 0" in r.stderr
-    assert not list(out.rglob("*.img"))
+    assert "node k-2 config.json: interval: expected an integer 1..86400, got 0" in r.stderr
+    assert not out.exists()  # not even the valid node's image
 
 
 def test_factory_image_merges_firmware_and_filesystem_at_their_offsets(project, tmp_path):
@@ -219,3 +222,24 @@ def test_example_fleet_file_provisions(tmp_path):
         "kitchen-1",
         "living-1",
     ]
+
+
+def test_chip_and_flash_size_come_from_the_board_definition(project, tmp_path):
+    # boards/esp32-s3-devkitc.json: "chip": "esp32s3", "flash_size_mb": 8
+    tpl = dict(fleet_doc()["template"], board="esp32-s3-devkitc")
+    fleet = fleet_doc(template=tpl, chip=None, nodes=[{"id": "s3-1", "room": "lab"}])
+    fw_c3 = fake_firmware(tmp_path / "c3.bin", 5)
+    r, out = provision(project, fleet, "--fw", fw_c3)
+    assert r.returncode == 1
+    assert (
+        "node s3-1: " in r.stderr
+        and "image built for ESP32-C3 but the board is ESP32-S3" in r.stderr
+    )
+    fw = fake_firmware(tmp_path / "s3.bin", 9)
+    r, out = provision(project, fleet, "--fw", fw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    img = out / "s3-1" / "fs-8MB.img"
+    assert img.stat().st_size == 1536 * 4096
+    factory = (out / "s3-1" / "factory-esp32s3-8MB.bin").read_bytes()
+    assert factory[:16] == fw.read_bytes()[:16] and factory[0x200000:] == img.read_bytes()
+    assert "(flash at 0x0)" in r.stdout
