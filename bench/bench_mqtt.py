@@ -46,29 +46,31 @@ m2 = gc.mem_alloc()
 print("heap_import_bytes", m1 - m0)
 print("heap_import_and_client_bytes", m2 - m0)
 
-# Raw limit: one pre-encoded PUBLISH written in a loop on a connected MQTT socket.
+# Raw limit: one pre-encoded PUBLISH written in a loop on a connected MQTT socket. Raw and
+# client runs alternate, best of 3 each, because the machine is shared.
 s = socket.socket()
 s.connect(socket.getaddrinfo("127.0.0.1", PORT)[0][-1])
 s.write(b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04rawc")
 s.read(4)
 pkt = bytes((0x30, 2 + len(TOPIC) + len(MSG), 0, len(TOPIC))) + TOPIC + MSG
 w = s.write
-t = time.ticks_us()
-for i in range(N):
-    w(pkt)
-dt = time.ticks_diff(time.ticks_us(), t)
-raw = N * 1e6 / dt
-print("raw_qos0_msgs_per_s", int(raw))
-s.close()
-
 p = c.publish
-t = time.ticks_us()
-for i in range(N):
-    p(TOPIC, MSG)
-dt = time.ticks_diff(time.ticks_us(), t)
-q0 = N * 1e6 / dt
+raw = q0 = 0
+for r in range(3):
+    t = time.ticks_us()
+    for i in range(N):
+        w(pkt)
+    dt = time.ticks_diff(time.ticks_us(), t)
+    raw = max(raw, N * 1e6 / dt)
+    t = time.ticks_us()
+    for i in range(N):
+        p(TOPIC, MSG)
+    dt = time.ticks_diff(time.ticks_us(), t)
+    q0 = max(q0, N * 1e6 / dt)
+print("raw_qos0_msgs_per_s", int(raw))
 print("client_qos0_msgs_per_s", int(q0))
 print("client_qos0_vs_raw", round(q0 / raw, 2))
+s.close()
 c.disconnect()
 
 c = MQTTClient("bench-p", "127.0.0.1", PORT, keepalive=60, max_inflight=32)

@@ -1,12 +1,15 @@
 # MQTT 3.1.1 client for MicroPython; see lib/mqtt/README.md for the full API.
 """MQTT 3.1.1 client, umqtt.simple-compatible, that never hangs and never lies.
 
-Every socket operation is bounded by ``timeout`` (seconds, option), PINGREQ is sent by
-check_msg/wait_msg/publish when the link has been quiet for keepalive/2, and a missing
-PINGRESP or ack raises OSError(ETIMEDOUT), so a half-open link is found within 1 x keepalive
-(plus the caller's polling period). DNS (getaddrinfo) still blocks: set ``c.addr`` to skip it.
-Connection faults raise OSError; protocol faults (malformed packet, refusal) raise
-MQTTException; both close the socket.
+Every socket operation is bounded by ``timeout`` (seconds, option). check_msg, wait_msg and
+publish send a PINGREQ every keepalive/2 and raise OSError(ETIMEDOUT) when its PINGRESP, or
+an expected ack, is late (and nothing is waiting to be read), so a half-open link is found
+within 1 x keepalive plus the caller's polling period. Still blocking: DNS (getaddrinfo; set
+``c.addr`` to a getaddrinfo entry to skip it) and connect/TLS handshake up to the connect
+timeout. Connection faults raise OSError; protocol faults (malformed packet, refusal, TLS
+verification) raise MQTTException; both close the socket. TLS: ssl=True with
+ssl_params={"cafile": path (PEM or DER), "server_hostname": name (default: server)}, or
+ssl=an SSLContext.
 
     from mqtt.client import MQTTClient
     c = MQTTClient("node1", "broker.lan", keepalive=30, max_inflight=8)
@@ -477,54 +480,60 @@ class MQTTClient:
         self._kt = self.ticks()
 
     def publish(self, topic, msg, retain=False, qos=0, pid=0, dup=False):
+        # Hot path for QoS 0 with bytes: no allocation, one clock read, one write.
         if isinstance(topic, str):
             topic = topic.encode()
         if isinstance(msg, str):
             msg = msg.encode()
-        f = self.inflight
         if qos:
-            if not 0 < qos < 3:
-                raise ValueError(qos)
-            self._due()
-            while len(f) >= self.max_inflight:  # window full: take acks (bounded by _due)
-                self._step()
-            if not pid:
-                pid = self._newpid()
-            if not f:
-                self._ack_t = self._dl = self.ticks()
-            f[pid] = _PUBACK if qos == 1 else _PUBREC
-        elif ticks_diff(self.ticks(), self._dl) >= 0:  # QoS 0 fast path: nothing due yet
+            pid = self._take(qos, pid)
+        elif ticks_diff(self.ticks(), self._dl) >= 0:  # nothing due yet: skip _due
             self._due()
         tl = len(topic)
         ml = len(msg)
-        q2 = 2 if qos else 0
-        if tl > 65535:
-            raise ValueError(tl)
         b = self._wb
-        n = 2 + tl + q2 + ml
-        if n < 128:  # the usual sensor reading: skip the varint loop
-            b[0] = _PUBLISH | dup << 3 | qos << 1 | retain
+        h = _PUBLISH | dup << 3 | qos << 1 | retain
+        n = tl + ml + (4 if qos else 2)
+        if n < 128:  # the usual sensor reading: no varint loop
+            b[0] = h
             b[1] = n
             i = 2
         else:
-            i = _hdr(b, _PUBLISH | dup << 3 | qos << 1 | retain, n)
-        b[i] = tl >> 8
-        b[i + 1] = tl & 255
-        i += 2
-        n = i + tl + q2 + ml
+            if tl > 65535:
+                raise ValueError(tl)
+            i = _hdr(b, h, n)
+        n += i
         if n > len(b):  # bigger than the buffer: a one-off one (not the hot path)
             b = bytearray(n)
             b[:i] = self._wb[:i]
-        b[i : i + tl] = topic
-        i += tl
+        b[i] = tl >> 8
+        b[i + 1] = tl & 255
+        i += 2 + tl
+        b[i - tl : i] = topic
         if qos:
             b[i] = pid >> 8
             b[i + 1] = pid & 255
         b[n - ml : n] = msg
         self._wr(b, n)  # one write: no Nagle/delayed-ACK stall between pieces
         if qos and self.max_inflight == 1:
-            while pid in f:  # umqtt semantics: return after the ack, bounded by timeout
+            while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()
+        return pid
+
+    def _take(self, qos, pid):
+        # A QoS 1/2 publish waits for room in the window (taking acks, bounded by _due),
+        # then registers its id as in flight.
+        if not 0 < qos < 3:
+            raise ValueError(qos)
+        self._due()
+        f = self.inflight
+        while len(f) >= self.max_inflight:
+            self._step()
+        if not pid:
+            pid = self._newpid()
+        if not f:
+            self._ack_t = self._dl = self.ticks()
+        f[pid] = _PUBACK if qos == 1 else _PUBREC
         return pid
 
     def pubrel(self, pid):
