@@ -1,6 +1,15 @@
 # DHT22 (through the firmware-style dht module), ADC input, debounced input, pulse counter.
-import errno
 import gc
+
+if gc.mem_alloc() + gc.mem_free() < 200000:
+    # The simulated board, its device models and the drivers do not fit a 64K test heap
+    # together (the sim alone takes ~25 KB here; on the device machine is built in).
+    class SkipTest(Exception):
+        pass
+
+    raise SkipTest("simulated-board tests need more than a 64K heap")
+
+import errno
 
 import machine
 import simenv

@@ -106,7 +106,7 @@ def lightsleep(ms=None):
 
 def deepsleep(ms=0):
     """End the run like a real deep sleep: record it and exit with EXIT_DEEPSLEEP (75)."""
-    RTC()._save()
+    __getattr__("RTC")()._save()
     simenv.save_boot(
         "deepsleep", {"sleep_ms": ms or None, "epoch_us": _clock.true_us() + (ms or 0) * 1000}
     )
@@ -116,7 +116,7 @@ def deepsleep(ms=0):
 
 def reset():
     """End the run like esp_restart(): exit with EXIT_RESET (76)."""
-    RTC()._save()
+    __getattr__("RTC")()._save()
     simenv.save_boot("reset")
     simenv.exit_run(simenv.EXIT_RESET, "reset(): exit %d" % simenv.EXIT_RESET)
 
@@ -198,5 +198,20 @@ class Pin:
 _pin_id = simenv._sw.pin_id
 
 # The peripherals live in smaller modules (less heap to compile each).
-from simi2c import I2C, SoftI2C  # noqa: E402, F401  (re-exported)
-from simperiph import ADC, RTC, WDT  # noqa: E402, F401  (re-exported)
+_LAZY = {
+    "I2C": "simi2c",
+    "SoftI2C": "simi2c",
+    "ADC": "simperiph",
+    "RTC": "simperiph",
+    "WDT": "simperiph",
+}
+
+
+def __getattr__(name):
+    # I2C, SoftI2C, ADC, RTC, WDT load on first use: the sim's own heap use stays small
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(name)
+    v = getattr(__import__(mod), name)
+    globals()[name] = v
+    return v

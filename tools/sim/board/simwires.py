@@ -1,7 +1,11 @@
 """Pins and buses of the simulated board: GPIO levels and IRQs, I2C and 1-Wire wires with the
 device models on them. Re-exported by simenv (simenv.drive, simenv.i2c_wires, ...)."""
 
-import simenv
+
+def _clock():
+    import simenv  # at call time: simenv imports this module while it loads
+
+    return simenv.clock
 
 
 def pin_id(p):
@@ -65,9 +69,9 @@ def pulse(n, count=1, low_ms=20, high_ms=20):
     """count low pulses on GPIO n (a reed switch to ground), advancing the clock."""
     for _ in range(count):
         drive(n, 0)
-        simenv.clock.advance(low_ms)
+        _clock().advance(low_ms)
         drive(n, 1)
-        simenv.clock.advance(high_ms)
+        _clock().advance(high_ms)
 
 
 # ---- buses ---------------------------------------------------------------------------------
@@ -142,6 +146,9 @@ def _populate():
     if _populated:
         return
     _populated = True
-    import scenario
+    import simenv
 
-    scenario.attach_all(simenv.scenario_data, simenv.board)
+    if simenv.scenario_data.get("devices"):
+        import scenario
+
+        scenario.attach_all(simenv.scenario_data, simenv.board)
