@@ -206,3 +206,50 @@ def test_config_check_without_the_validator_is_a_tool_failure(tmp_path):
     cfg.write_text(json.dumps(GOOD_CONFIG))
     r = run_nodectl("config-check", cfg, "--lib", tmp_path)
     assert r.returncode == 3 and "cannot validate: no node/config.py under" in r.stderr
+
+
+# -- against a simulated node: the real firmware on the Unix port (tools/sim/run.py) ----------
+
+
+def test_monitor_follows_a_simulated_node_then_sees_it_go_offline(broker, tmp_path):
+    base = "test-monitor/simnode"
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tools" / "sim" / "run.py"),
+            "--broker",
+            f"127.0.0.1:{broker.port}",
+            "--base",
+            base,
+            "--interval",
+            "1",
+            "--duration",
+            "5",
+            "--dir",
+            str(tmp_path / "sim"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    try:
+        r = monitor(broker, base, "--duration", "4", "--json")
+        sim_err = sim.communicate(timeout=30)[1]
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    assert r.returncode == 0, r.stderr + sim_err
+    doc = json.loads(r.stdout)
+    topics = doc["topics"]
+    assert doc["availability"] == "online"
+    assert topics["Temp"]["kind"] == "value" and float(topics["Temp"]["payload"]) == pytest.approx(
+        20, abs=15
+    )
+    info = json.loads(topics["info"]["payload"])
+    assert topics["info"]["kind"] == "diagnostics" and "fw" in info
+    # The sim stopped the node cleanly: it said offline (retained) before disconnecting.
+    r = monitor(broker, base, "--once")
+    assert r.returncode == 1
+    assert f"node {base}: OFFLINE" in r.stdout
+    clear(broker.port, base, list(topics))
