@@ -153,7 +153,7 @@ class MQTTClient:
         try:
             s.settimeout(t)  # bounds connect, TLS handshake and CONNACK
             if not f:
-                s.connect(a[-1])
+                s.connect(a[-1])  # pyright: ignore[reportPossiblyUnboundVariable]
             if self.ssl:
                 s = self._tls(s)
         except Exception:
@@ -224,7 +224,7 @@ class MQTTClient:
                 c.load_verify_locations(cadata=ca)
                 c.verify_mode = ssl.CERT_REQUIRED
         try:
-            return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))
+            return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))  # pyright: ignore[reportOptionalMemberAccess]
         except ValueError as e:  # mbedTLS verify failure (wrong CA/name): configuration, not link
             raise MQTTException("TLS" + str(e).replace("\n", " "))
 
@@ -256,7 +256,8 @@ class MQTTClient:
         if not s:
             raise OSError(ENOTCONN)
         try:
-            r = s.write(b, n)  # a blocking stream writes all unless its timeout expires
+            # A blocking stream writes all of it unless its timeout expires.
+            r = s.write(b, n)  # pyright: ignore[reportCallIssue]
         except OSError:
             self._close()
             raise
@@ -268,7 +269,7 @@ class MQTTClient:
         # returns short only at EOF or when its timeout expires. Silence or EOF at a packet
         # boundary (start) is a connection fault; inside a packet it is a truncation.
         try:
-            r = self.sock.readinto(self._rb, n)
+            r = self.sock.readinto(self._rb, n)  # pyright: ignore[reportOptionalMemberAccess]
         except OSError:
             self._close()
             raise
@@ -280,7 +281,7 @@ class MQTTClient:
 
     def _read(self, n):
         try:
-            d = self.sock.read(n) if n else b""
+            d = self.sock.read(n) if n else b""  # pyright: ignore[reportOptionalMemberAccess]
         except OSError:
             self._close()
             raise
@@ -370,7 +371,7 @@ class MQTTClient:
 
     def _late(self):
         # Overdue, unless input is waiting (it may be the answer): then read it first.
-        for _ in self._p.ipoll(0):
+        for _ in self._p.ipoll(0):  # pyright: ignore[reportOptionalMemberAccess]
             return 0
         self._err(ETIMEDOUT)
 
@@ -379,7 +380,7 @@ class MQTTClient:
         w = self._due()
         if 0 <= ms < w:
             w = ms
-        for _ in self._p.ipoll(w):
+        for _ in self._p.ipoll(w):  # pyright: ignore[reportOptionalMemberAccess]
             return self._recv()
 
     # --- inbound ---
@@ -464,7 +465,7 @@ class MQTTClient:
             # MQTT 4.3.3 method B: a QoS 2 id seen before PUBREL is a redelivery.
             if (q < 2 or pid not in self._rx2) and self.cb:
                 self.rx_flags = op
-                self.cb(topic, msg)
+                self.cb(topic, msg)  # pyright: ignore[reportPossiblyUnboundVariable]
         if q == 2:
             if len(self._rx2) >= _RX2_MAX and pid not in self._rx2:
                 self._err("too many QoS 2 in flight")
@@ -529,23 +530,22 @@ class MQTTClient:
         f = self.inflight
         while len(f) >= self.max_inflight:
             self._step()
-        if not pid:
-            pid = self._newpid()
+        return self._track(pid or self._newpid(), _PUBACK if qos == 1 else _PUBREC)
+
+    def _track(self, pid, t):
+        # Expect ack type t for pid; the ack clock starts when the set stops being empty.
+        f = self.inflight
         if not f:
             self._ack_t = self._dl = self.ticks()
-        f[pid] = _PUBACK if qos == 1 else _PUBREC
+        f[pid] = t
         return pid
 
     def pubrel(self, pid):
-        self.inflight[pid] = _PUBCOMP
-        self._ack(0x62, pid)
+        self._ack(0x62, self._track(pid, _PUBCOMP))
 
     def _sub(self, t, topic, qos):
         self._due()
-        pid = self._newpid()
-        if not self.inflight:
-            self._ack_t = self._dl = self.ticks()
-        self.inflight[pid] = (t & 0xF0) + 0x10  # SUBACK / UNSUBACK
+        pid = self._track(self._newpid(), (t & 0xF0) + 0x10)  # SUBACK / UNSUBACK
         self._pkt(t, bytes((pid >> 8, pid & 255)), [_b(topic)], qos)
         while pid in self.inflight:
             self._step()

@@ -4,8 +4,9 @@
 # (`feed`) and records what the client wrote (`tx`). Like a MicroPython stream in blocking
 # mode it returns all that was asked for when it has it; when its queue runs dry a read
 # returns what there is, or None, as a real socket whose timeout expired does, so a
-# truncated packet becomes a timeout, not a hang. FakeBroker parses the client's packets with its own decoder (not the
-# client's) and answers like a broker would, unless told to stay silent or drop some types.
+# truncated packet becomes a timeout, not a hang. FakeBroker parses the client's packets
+# with its own decoder (not the client's) and answers like a broker would, unless told to
+# stay silent or drop some types.
 #
 #   fb = FakeBroker()
 #   c = MQTTClient("id", "fake", sock_factory=fb.factory, ticks=fb.clock)

@@ -140,7 +140,8 @@ def test_qos_0_1_2_both_ways():
         assert c.publish("both/out/%d" % q, "o%d" % q, qos=q) == (q and c.pid)
     assert not c.inflight
     _wait(c, lambda: len(got) == 3)
-    assert sorted(got) == [(b"both/in0", b"m0", 0), (b"both/in1", b"m1", 1), (b"both/in2", b"m2", 2)]
+    assert sorted(got) == [
+        (b"both/in0", b"m0", 0), (b"both/in1", b"m1", 1), (b"both/in2", b"m2", 2)]
     m = harness.messages(o, wait_for=3, timeout=5)
     assert sorted((x["topic"], x["payload"], x["qos"]) for x in m) == [
         ("both/out/0", "o0", 0), ("both/out/1", "o1", 1), ("both/out/2", "o2", 2)]
@@ -190,7 +191,7 @@ def test_70000_qos1_pipelined_across_packet_id_wrap():
     o = harness.observe(b["port"], ["wrap/end"], qos=1)
     seen0 = 0
     msg = b"0123456789"
-    for i in range(70000):
+    for _ in range(70000):
         p = c.publish(b"wrap/x", msg, qos=1)
         assert p
         seen0 += p == 65535

@@ -46,7 +46,8 @@ def test_malformed_packets_raise_mqttexception_and_close():
 
 
 def test_truncated_packets_raise_mqttexception_not_hang():
-    for data in (b"\x30", b"\x30\x0a\x00\x03a/", b"\x32\x08\x00\x01t\x00", b"\x40\x02\x00", b"\x30\x80"):
+    cut = (b"\x30", b"\x30\x0a\x00\x03a/", b"\x32\x08\x00\x01t\x00", b"\x40\x02\x00", b"\x30\x80")
+    for data in cut:
         _malformed(data, "truncated")
 
 
@@ -71,7 +72,7 @@ def test_random_garbage_never_raises_anything_but_mqtt_or_os_errors():
     import random
 
     random.seed(1234)
-    for n in range(300):
+    for _ in range(300):
         c, fb = connected(max_packet=64)
         c.set_callback(lambda t, m: None)
         fb.feed(bytes(random.getrandbits(8) for _ in range(random.getrandbits(5) + 1)))
@@ -340,7 +341,8 @@ def test_packet_ids_wrap_to_1_never_0():
     c.pid = 65534
     pids = [c.publish(b"t", b"m", qos=1) for _ in range(3)]
     assert pids == [65535, 1, 2]
-    assert [p[1][3:5] for p in fb.packets if p[0] == 0x32] == [b"\xff\xff", b"\x00\x01", b"\x00\x02"]
+    ids = [p[1][3:5] for p in fb.packets if p[0] == 0x32]
+    assert ids == [b"\xff\xff", b"\x00\x01", b"\x00\x02"]
 
 
 def test_packet_id_in_use_is_skipped():
@@ -355,7 +357,7 @@ def test_packet_id_in_use_is_skipped():
 def test_pipelined_window_and_ack_callback():
     acks = []
     c, fb = connected(max_inflight=4, on_ack=lambda p, k: acks.append((p, k)))
-    for i in range(4):
+    for _ in range(4):
         c.publish(b"t", b"m", qos=1)
     assert len(c.inflight) == 4 and not acks  # returned once written, acks unread
     c.publish(b"t", b"m", qos=1)  # window full: takes one ack first

@@ -57,7 +57,9 @@ def test_connect_will_qos1_retain():
 
 def test_connect_will_qos2_with_user_and_password():
     b = _connect_bytes(will=(b"w", b"x", False, 2), user="u", password="p", keepalive=0)
-    assert b == b"\x10\x1b\x00\x04MQTT\x04\xd6\x00\x00\x00\x03cid\x00\x01w\x00\x01x\x00\x01u\x00\x01p"
+    assert b == (
+        b"\x10\x1b\x00\x04MQTT\x04\xd6\x00\x00\x00\x03cid\x00\x01w\x00\x01x\x00\x01u\x00\x01p"
+    )
 
 
 def test_connect_empty_client_id():
