@@ -148,3 +148,99 @@ def publishes(fb, since=0):
             i += 2
         out.append((first >> 3 & 1, q, pid, topic, body[i:]))
     return out
+
+
+import io
+
+
+class Tap(io.IOBase):
+    """A real TCP connection to 127.0.0.1:port, pollable, that records the MQTT packets the
+    client writes (first byte, body), so a test sees DUP flags and packet ids on the wire."""
+
+    def __init__(self, port, timeout, log):
+        import select
+        import socket
+
+        s = socket.socket()
+        s.settimeout(timeout)
+        try:
+            s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+        except OSError:
+            s.close()
+            raise
+        self.s = s
+        self.p = select.poll()
+        self.p.register(s, select.POLLIN)
+        self.log = log
+        self.buf = b""
+
+    def ioctl(self, req, arg):
+        if req == 3:  # MP_STREAM_POLL
+            r = 0
+            for _, ev in self.p.poll(0):
+                r |= ev
+            return r & (arg | 0x18)  # POLLHUP and POLLERR are always reported
+        return -1
+
+    def readinto(self, b, n=-1):
+        return self.s.readinto(b, n) if n >= 0 else self.s.readinto(b)
+
+    def read(self, n):
+        return self.s.read(n)
+
+    def write(self, b, n=-1):
+        d = bytes(b[:n] if n >= 0 else b)
+        r = self.s.write(d)
+        from fakebroker import parse
+
+        self.buf += d
+        pk, used = parse(self.buf)
+        self.buf = self.buf[used:]
+        self.log.extend(pk)
+        return r
+
+    def settimeout(self, t):
+        self.s.settimeout(t)
+
+    def setblocking(self, f):
+        self.s.setblocking(f)
+
+    def close(self):
+        self.s.close()
+
+
+class Wire:
+    """sock_factory for the client: Tap connections to port; .packets is everything written
+    on every connection, in order, .conns the number of connections made."""
+
+    def __init__(self, port):
+        self.port = port
+        self.packets = []
+        self.conns = 0
+
+    def factory(self, client, timeout):
+        self.conns += 1
+        return Tap(self.port, timeout, self.packets)
+
+    def publishes(self):
+        class _F:
+            pass
+
+        f = _F()
+        f.packets = self.packets
+        return publishes(f)
+
+
+def check_dups(pubs):
+    """Every repeated payload went out with DUP=1 and its first packet id. Returns the
+    number of repeats."""
+    first = {}
+    n = 0
+    for dup, q, pid, topic, msg in pubs:
+        if msg in first:
+            n += 1
+            assert dup == 1 and pid == first[msg], ("repeat without DUP or with a new id", msg, dup, pid, first[msg])
+        else:
+            assert dup == 0, ("DUP on a first send", msg)
+            first[msg] = pid
+    return n
