@@ -268,3 +268,57 @@ def test_session_present_on_resume():
     c.disconnect()
     c.connect(clean_session=True)
     c.disconnect()
+
+
+def test_check_msg_returns_at_once_when_idle():
+    c, b = _client()
+    c.connect()
+    t0 = time.ticks_us()
+    for _ in range(100):
+        assert c.check_msg() is None
+    assert time.ticks_diff(time.ticks_us(), t0) < 100 * 5000  # well under 5 ms each
+    c.disconnect()
+
+
+def test_lost_puback_raises_within_timeout_instead_of_hanging():
+    b = harness.broker()
+    p = harness.proxy(b["port"])
+    c = MQTTClient(_cid(), b["host"], p["port"], timeout=1)
+    c.connect()
+    harness.proxy_drop(p["id"], "PUBACK", count=1)
+    t0 = time.ticks_ms()
+    try:
+        c.publish("lost/x", "1", qos=1)
+        raise AssertionError("publish returned without its PUBACK")
+    except OSError:
+        pass
+    assert time.ticks_diff(time.ticks_ms(), t0) < 2500
+    assert c.sock is None
+
+
+def test_connect_times_out_when_connack_never_comes():
+    b = harness.broker()
+    p = harness.proxy(b["port"])
+    harness.proxy_mode(p["id"], "blackhole", dir="down")
+    c = MQTTClient(_cid(), b["host"], p["port"])
+    t0 = time.ticks_ms()
+    try:
+        c.connect(timeout=1)
+        raise AssertionError("connected without a CONNACK")
+    except OSError:
+        pass
+    assert time.ticks_diff(time.ticks_ms(), t0) < 2500 and c.sock is None
+
+
+def test_idle_link_kept_alive_by_automatic_pings():
+    # mosquitto drops a client silent for 1.5 x keepalive; our pings must prevent that.
+    c, b = _client(keepalive=2)
+    c.connect()
+    o = harness.observe(b["port"], ["alive/#"])
+    t0 = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t0) < 4000:
+        c.check_msg()
+        time.sleep_ms(50)
+    c.publish("alive/x", "still")
+    assert harness.messages(o, wait_for=1, timeout=5)[0]["payload"] == "still"
+    c.disconnect()
