@@ -360,18 +360,24 @@ def mpy_cross_path() -> str:
         return found
 
 
-def git_version(repo: Path) -> str:
-    try:
-        r = subprocess.run(
-            ["git", "describe", "--tags", "--always", "--dirty"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+def git_version(repo: Path, paths=("lib", "firmware")) -> str:
+    """`git describe` of the last commit that touched the device code (+ "-dirty" when it has
+    uncommitted changes), so commits elsewhere in the repo do not make a deploy copy anything."""
+
+    def git(*argv):
+        try:
+            r = subprocess.run(["git", *argv], cwd=repo, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("log", "-1", "--format=%H", "--", *paths)
+    if not commit:
         return "unknown"
-    return r.stdout.strip() if r.returncode == 0 and r.stdout.strip() else "unknown"
+    desc = git("describe", "--tags", "--always", commit) or commit[:7]
+    if git("status", "--porcelain", "--", *paths):
+        desc += "-dirty"
+    return desc
 
 
 def source_files(lib: Path) -> list[Path]:
@@ -1170,8 +1176,8 @@ def cmd_monitor(args) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        client.disconnect()  # wakes the network thread, so loop_stop returns at once
         client.loop_stop()
-        client.disconnect()
     if args.json:
         print(json.dumps(view.as_json(), indent=2))
     elif not live or args.once:

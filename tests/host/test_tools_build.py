@@ -134,3 +134,30 @@ def test_console_follow_prints_what_the_board_writes(device):
 def test_console_on_a_missing_port_exits_3(tmp_path):
     r = run_nodectl("console", "--port", tmp_path / "ttyNONE", "--follow", "--duration", "1")
     assert r.returncode == 3 and "cannot open" in r.stderr
+
+
+def test_version_follows_the_device_code_not_the_rest_of_the_repo(tmp_path):
+    repo = tmp_path / "repo"
+    p = Project(repo)
+
+    def git(*a):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],
+            cwd=repo,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    git("add", "lib", "firmware")
+    git("commit", "-q", "-m", "device code")
+    git("tag", "v1.0")
+    assert nodectl.git_version(repo) == "v1.0"
+    (repo / "README.md").write_text("docs\n")
+    git("add", "README.md")
+    git("commit", "-q", "-m", "docs only")
+    assert nodectl.git_version(repo) == "v1.0"  # a deploy after this copies nothing
+    p.write("lib/blink.py", "def on():\n    return 3\n")
+    assert nodectl.git_version(repo) == "v1.0-dirty"
+    git("commit", "-q", "-am", "blink 3")
+    assert nodectl.git_version(repo).startswith("v1.0-2-g")
