@@ -86,7 +86,7 @@ class DS18B20:
     QUANTITIES = ("temperature",)
     NAME = "DS18B20"
 
-    def __init__(self, ow, rom=None, resolution=12):
+    def __init__(self, ow, rom=None, resolution=12, parasite=False):
         if resolution not in _RES:
             raise ValueError("DS18B20: resolution must be 9..12 bits, got %r" % (resolution,))
         if not hasattr(ow, "select_rom"):  # a machine.Pin: wrap it in the firmware's OneWire
@@ -106,6 +106,7 @@ class DS18B20:
         self.rom = rom_bytes(rom)
         self._what = "DS18B20 %s" % rom_hex(self.rom)
         self.resolution = resolution
+        self.parasite = parasite  # parasite-powered sensors cannot signal "done" (see read())
         self.conversion_ms = _RES[resolution][1]
         self._buf = bytearray(9)
         self._cfg = bytearray(3)
@@ -158,10 +159,11 @@ class DS18B20:
         self._started = True
 
     def read(self):
-        """{"temperature": degC}; blocks conversion_ms unless start() (or start_all) came first."""
+        """{"temperature": degC}; blocks until the conversion is done (at most conversion_ms
+        + 10 %) unless start() (or start_all + mark_started) came first."""
         if not self._started:
             self.start()
-            time.sleep_ms(self.conversion_ms)
+            self._wait_conversion()
         self._started = False
         b = self._read_scratchpad()
         try:
@@ -169,6 +171,21 @@ class DS18B20:
         except NoReadingError:
             raise NoReadingError("%s: 85 degC power-on value, no conversion done" % self._what)
         return {"temperature": t}
+
+    def _wait_conversion(self):
+        # An externally powered DS18B20 answers read slots with 0 while converting and 1 when
+        # done (datasheet "CONVERT T [44h]"): poll in 10 ms steps, bounded by the table 2
+        # maximum + 10 %, so a conversion that never ends is an error, never a stale value.
+        if self.parasite:
+            time.sleep_ms(self.conversion_ms)
+            return
+        limit = self.conversion_ms + self.conversion_ms // 10 + 10
+        waited = 0
+        while not self._ow.readbit():
+            if waited >= limit:
+                raise NoReadingError("%s: conversion did not finish" % self._what)
+            time.sleep_ms(10)
+            waited += 10
 
     def mark_started(self):
         """Tell this sensor a conversion was started for it by start_all()."""

@@ -123,7 +123,12 @@ def test_shorted_bus_is_not_zero_degrees():
     ow, models = bus(10.0)
     s = DS18B20(ow)
     models[0].fault = "bus_low"
-    expect(OSError, s.read)  # all-zero scratchpad has a valid CRC, the config byte gives it away
+    # blocking read: the line never shows "conversion done"
+    expect(NoReadingError, s.read)
+    # split read: an all-zero scratchpad has a valid CRC, the config byte gives it away
+    s.start()
+    simenv.clock.advance(s.conversion_ms)
+    expect(OSError, s.read)
 
 
 def test_conversion_never_finishing_is_no_reading_not_stale():
@@ -131,6 +136,21 @@ def test_conversion_never_finishing_is_no_reading_not_stale():
     models[0].fault = "stuck"
     s = DS18B20(ow)
     expect(NoReadingError, s.read)  # the scratchpad still holds the power-on value
+    models[0].fault = None
+    assert s.read() == {"temperature": 10.0}
+    models[0].set(temperature=30.0)
+    models[0].fault = "stuck"
+    e = expect(NoReadingError, s.read)  # the scratchpad holds 10.0: never returned as new
+    assert "did not finish" in str(e), e
+
+
+def test_blocking_read_returns_as_soon_as_the_conversion_is_done():
+    ow, models = bus(15.0)
+    s = DS18B20(ow, resolution=10)
+    t0 = time.ticks_ms()
+    assert s.read() == {"temperature": 15.0}
+    waited = time.ticks_diff(time.ticks_ms(), t0)
+    assert 188 <= waited < 200, waited  # 187.5 ms conversion, polled in 10 ms steps
 
 
 def test_bad_rom_arguments():
