@@ -481,12 +481,12 @@ class MQTTClient:
         self._kt = self.ticks()
 
     def publish(self, topic, msg, retain=False, qos=0, pid=0, dup=False):
-        # Hot path for QoS 0 with bytes: no allocation, one clock read, one write.
-        if isinstance(topic, str):
-            topic = topic.encode()
-        if isinstance(msg, str):
-            msg = msg.encode()
+        # Hot path for QoS 0 with bytes: no allocation, no type check, one clock read, one
+        # write. A str is found when copying it fails, then encoded (QoS 0 has no side
+        # effects to undo); QoS 1/2 convert first because they register the id.
         if qos:
+            topic = _b(topic)
+            msg = _b(msg)
             pid = self._take(qos, pid)
         elif ticks_diff(self.ticks(), self._dl) >= 0:  # nothing due yet: skip _due
             self._due()
@@ -510,12 +510,27 @@ class MQTTClient:
         b[i] = tl >> 8
         b[i + 1] = tl & 255
         i += 2 + tl
-        b[i - tl : i] = topic
+        try:
+            b[i - tl : i] = topic
+            b[n - ml : n] = msg
+        except Exception:
+            if qos or not (isinstance(topic, str) or isinstance(msg, str)):
+                raise
+            return self.publish(_b(topic), _b(msg), retain)
         if qos:
             b[i] = pid >> 8
             b[i + 1] = pid & 255
-        b[n - ml : n] = msg
-        self._wr(b, n)  # one write: no Nagle/delayed-ACK stall between pieces
+        # One write: no Nagle/delayed-ACK stall between pieces (inlined _wr: hot path).
+        s = self.sock
+        if not s:
+            raise OSError(ENOTCONN)
+        try:
+            r = s.write(b, n)  # pyright: ignore[reportCallIssue]
+        except OSError:
+            self._close()
+            raise
+        if r != n:
+            self._err(ETIMEDOUT)
         if qos and self.max_inflight == 1:
             while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()

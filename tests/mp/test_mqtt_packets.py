@@ -100,6 +100,14 @@ def test_publish_qos0_retain_str_topic_and_payload():
     assert fb.sock.tx[-9:] == b"\x31\x07\x00\x03a/bhi"
 
 
+def test_publish_non_ascii_str_counts_utf8_bytes():
+    c, fb = connected()
+    c.publish("t/\u00e9", "\u00b0C")  # e-acute and degree sign: 2 UTF-8 bytes each
+    assert fb.packets[-1] == (0x30, b"\x00\x04t/\xc3\xa9\xc2\xb0C")
+    c.publish("t/\u00e9", b"x", qos=1)
+    assert fb.packets[-1] == (0x32, b"\x00\x04t/\xc3\xa9\x00\x01x")
+
+
 def test_publish_qos1_then_puback_decoded():
     c, fb = connected()
     pid = c.publish(b"t", b"m", qos=1)
