@@ -41,23 +41,29 @@ class DigitalInput:
         self._since = time.ticks_ms()
         self._cand = self._stable = pin.value() ^ self._inv
         self.changes = 0
+        self._edges = self._seen = 0
         self._irq_h = self._edge  # bound once: the handler itself must not allocate
         pin.irq(handler=self._irq_h, trigger=Pin.IRQ_RISING | Pin.IRQ_FALLING)
 
     def _edge(self, _pin):
+        # IRQ: remember when the line last moved (small ints only, no allocation)
         self._since = time.ticks_ms()
+        self._edges += 1
 
     def start(self):
         """Nothing to start."""
 
     def value(self):
-        """The debounced level (after invert)."""
+        """The debounced level (after invert): a level counts once steady for debounce_ms
+        since the last edge (the IRQ's time, or when read() first saw it without one)."""
         raw = self._pin.value() ^ self._inv
         now = time.ticks_ms()
         if raw != self._cand:
             self._cand = raw
-            self._since = now
-        elif raw != self._stable and time.ticks_diff(now, self._since) >= self._db:
+            if self._edges == self._seen:  # no IRQ saw this change: start the window now
+                self._since = now
+        self._seen = self._edges
+        if raw != self._stable and time.ticks_diff(now, self._since) >= self._db:
             self._stable = raw
             self.changes += 1
         return self._stable

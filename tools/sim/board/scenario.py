@@ -29,7 +29,10 @@ Value curves: a number; {"const": v}; {"ramp": {"from_t", "to_t", "from", "to"}}
 outside); {"points": [[t, v], ...]} (linear between points); {"steps": [[t, v], ...]} (held
 from each t); {"daily": {"mean", "amplitude", "peak_hour"}} (sine over the UTC day).
 Device types: bme280, bmp280, sht3x, sht4x, aht20, bh1750 (I2C, "address", "sda"), ds18b20
-(1-Wire on "pin", several may share one), dht22 ("pin"), adc ("pin", "divider").
+(1-Wire on "pin", several may share one), dht22 ("pin"), adc ("pin", "divider"), and scripted
+inputs: {"type": "input", "pin": 27, "level": <curve>} (a door contact: >= 0.5 is high) and
+{"type": "pulses", "pin": 26, "per_minute": <curve>, "low_ms": 50} (a rain gauge or meter
+pulling the pin low). Input edges fire at their own simulated time, IRQs included.
 Fault kinds are listed in simdev/base.py.
 """
 
@@ -153,12 +156,102 @@ def _make(spec, board):
     return m
 
 
+class _Inputs:
+    """Clock hook that drives scripted input pins; each edge is fired at its own time."""
+
+    def __init__(self):
+        self.items = []
+        self.busy = False
+
+    def hook(self, now_us):
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            for it in self.items:
+                it.update(now_us)
+        finally:
+            self.busy = False
+
+
+def _edge(pin, level, at_us):
+    c = simenv.clock
+    c.override_us = at_us  # the IRQ handler reads the edge's own time
+    try:
+        simenv.drive(pin, level)
+    finally:
+        c.override_us = None
+
+
+class _Level:
+    # {"type": "input", "pin": 27, "level": <curve>}: >= 0.5 drives high, else low
+    def __init__(self, pin, c):
+        self.pin, self.c, self.last, self.at = pin, c, None, None
+
+    def _level(self, us):
+        return 1 if self.c((us - simenv.t0_us) / 1000000) >= 0.5 else 0
+
+    def update(self, now_us):
+        v = self._level(now_us)
+        if v != self.last:
+            at = now_us
+            if self.last is not None and self.at is not None:
+                lo, hi = self.at, now_us  # find when it changed, to 1 ms
+                while hi - lo > 1000:
+                    mid = (lo + hi) // 2
+                    if self._level(mid) == v:
+                        hi = mid
+                    else:
+                        lo = mid
+                at = hi
+            self.last = v
+            _edge(self.pin, v, at)
+        self.at = now_us
+
+
+class _Pulses:
+    # {"type": "pulses", "pin": 26, "per_minute": <curve>, "low_ms": 50}: low pulses to ground
+    def __init__(self, pin, c, low_ms):
+        self.pin, self.c, self.low_us = pin, c, int(low_ms * 1000)
+        self.next = None
+        self.low = False
+
+    def update(self, now_us):
+        if self.next is None:
+            self.next = now_us
+            simenv.drive(self.pin, 1)
+        for _ in range(10000):  # bounded per clock reading; the rest come at the next one
+            if now_us < self.next:
+                return
+            at = self.next
+            if self.low:
+                _edge(self.pin, 1, at)
+                self.low = False
+                rate = self.c((at - simenv.t0_us) / 1000000)
+                gap = int(60000000 / rate) - self.low_us if rate > 0 else 1000000
+                self.next = at + max(gap, 1000)
+            elif self.c((at - simenv.t0_us) / 1000000) > 0:
+                _edge(self.pin, 0, at)
+                self.low = True
+                self.next = at + self.low_us
+            else:
+                self.next = at + 1000000  # no pulses now: look again in a second
+
+
 def attach_all(data, board):
     """Put the scenario's devices on the simulated board's wires."""
     i2c_sda = board.get("i2c", {}).get("sda")
+    inputs = _Inputs()
     for spec in data.get("devices", []):
-        m = _make(spec, board)
         t = spec["type"]
+        if t == "input":
+            inputs.items.append(_Level(spec["pin"], curve(spec["level"])))
+            continue
+        if t == "pulses":
+            c = curve(spec["per_minute"])
+            inputs.items.append(_Pulses(spec["pin"], c, spec.get("low_ms", 50)))
+            continue
+        m = _make(spec, board)
         if t in ("ds18b20",):
             simenv.ow_wires(spec.get("pin", board.get("onewire_pin"))).attach(m)
         elif t == "dht22":
@@ -167,6 +260,8 @@ def attach_all(data, board):
             simenv.adc_sources[spec["pin"]] = m
         else:
             simenv.i2c_wires(spec.get("sda", i2c_sda)).attach(m)
+    if inputs.items:
+        simenv.clock.hooks.append(inputs.hook)
 
 
 def wifi():

@@ -124,6 +124,7 @@ class Clock:
         self._adv = 0
         self.speed = speed
         self.rtc_offset_us = 0
+        self.override_us = None
         self.hooks = []  # callables(now_us) run on every reading: the watchdog lives here
 
     def _elapsed(self):
@@ -133,6 +134,8 @@ class Clock:
 
     def true_us(self):
         """World time in us since 1970 (what NTP would tell)."""
+        if self.override_us is not None:
+            return self.override_us  # inside a scripted input edge: its own time
         now = self._base + self._elapsed()
         for h in self.hooks:
             h(now)

@@ -48,6 +48,7 @@ def pin(n):
     p = pins.get(n)
     if p is None:
         p = pins[n] = PinState(n)
+        _populate()  # scripted inputs start with the first pin
     return p
 
 
