@@ -1,8 +1,9 @@
 """Scan an I2C bus and name the devices we know.
 
 Addresses are shared between chips, so where a chip id register exists it is read to tell them
-apart (0x76/0x77: BME280 0x60, BMP280 0x56..0x58, BME680 0x61 at register 0xD0). Each entry
-says which sensors.TYPES name would drive it, or None.
+apart (0x76/0x77: BME280 0x60, BMP280 0x56..0x58, BME680 0x61 at register 0xD0), and at
+0x44/0x45 an SHT4x is told from an SHT3x by the command each answers. Each entry says which
+sensors.TYPES name would drive it, or None.
 
     from sensors.i2cscan import scan
     scan(i2c)    # [(0x23, "BH1750", "bh1750"), (0x76, "BME280", "bme280")]
@@ -36,8 +37,32 @@ _BOSCH = {
 }
 
 
+def _sensirion(i2c, addr, cmd, n):
+    # Send a command, read n bytes and check the first word's CRC: True if it all worked.
+    import time
+
+    from sensors.crc import crc8_sensirion
+
+    buf = bytearray(n)
+    try:
+        i2c.writeto(addr, cmd)
+        time.sleep_ms(2)
+        i2c.readfrom_into(addr, buf)
+    except OSError:
+        return False
+    return crc8_sensirion(buf, 0, 2) == buf[2]
+
+
 def identify(i2c, addr):
     """(name, type or None) for one address; ("unknown", None) if we do not know it."""
+    if addr in (0x44, 0x45):
+        # SHT4x answers its serial number command (0x89, SHT4x 4.5) with CRC-checked words;
+        # SHT3x answers the status register command (0xF32D, SHT3x 4.11).
+        if _sensirion(i2c, addr, b"\x89", 6):
+            return ("SHT4x", "sht4x")
+        if _sensirion(i2c, addr, b"\xf3\x2d", 3):
+            return ("SHT3x", "sht3x")
+        return _KNOWN[addr]
     if addr in (0x76, 0x77):
         buf = bytearray(1)
         try:

@@ -98,6 +98,13 @@ def test_i2c_scan_names_known_devices():
     i2c.sim_attach(BME280Model(0x76))
     i2c.sim_attach(BME280Model(0x77, chip="bmp280"))
     i2c.sim_attach(BH1750Model(0x5C))
+    from simdev.sht import SHT3xModel, SHT4xModel
+
+    i2c.sim_attach(SHT3xModel(0x44))
+    i2c.sim_attach(SHT4xModel(0x45))
+    assert scan(i2c)[:2] == [(0x44, "SHT3x", "sht3x"), (0x45, "SHT4x", "sht4x")], scan(i2c)
+    i2c._w.detach(0x44)
+    i2c._w.detach(0x45)
     assert scan(i2c) == [
         (0x5C, "BH1750", "bh1750"),
         (0x76, "BME280", "bme280"),
