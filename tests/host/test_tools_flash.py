@@ -327,3 +327,62 @@ def test_module_and_script_forms_both_run():
             argv, capture_output=True, text=True, cwd=nodectl.REPO, env=env, timeout=30
         )
         assert r.returncode == 0 and "exit codes:" in r.stdout, argv
+
+
+def test_provision_flash_writes_firmware_and_the_nodes_image(tmp_path, fake_esptool, monkeypatch):
+    from tools_util import Project
+
+    monkeypatch.setenv("FAKE_CHIP", "ESP32")
+    p = Project(tmp_path / "p")
+    fleet = tmp_path / "fleet.json"
+    tpl = json.loads(p.config.read_text())
+    tpl["mqtt"]["client_id"] = "{id}"
+    fleet.write_text(
+        json.dumps(
+            {
+                "template": tpl,
+                "secrets": json.loads(p.secrets.read_text()),
+                "nodes": [{"id": "n-1"}, {"id": "n-2"}],
+            }
+        )
+    )
+    fw = fake_firmware(tmp_path / "fw.bin", 0)
+    out = tmp_path / "out"
+    args = [
+        "provision",
+        "--fleet",
+        fleet,
+        "--out",
+        out,
+        *p.build_args(),
+        "--fw",
+        fw,
+        "--flash",
+        "--port",
+        "/dev/ttyUSB0",
+    ]
+    r = run_nodectl(*args)
+    assert r.returncode == 1 and "choose the one board's node with --node ID" in r.stderr
+    r = run_nodectl(*args, "--node", "n-2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = fake_esptool()
+    img = out / "n-2" / "fs-4MB.img"
+    assert calls[0][:3] == ["--chip", "esp32", "merge-bin"]
+    assert calls[1:] == [
+        ["--port", "/dev/ttyUSB0", "flash-id"],
+        ["--chip", "esp32", "--port", "/dev/ttyUSB0", "erase-flash"],
+        [
+            "--chip",
+            "esp32",
+            "--port",
+            "/dev/ttyUSB0",
+            "--baud",
+            "460800",
+            "write-flash",
+            "0x1000",
+            str(fw),
+            "0x200000",
+            str(img),
+        ],
+    ]
+    assert not (out / "n-1").exists()
