@@ -37,6 +37,7 @@ gc.collect()
 m1 = gc.mem_alloc()
 PORT = %(port)d
 N = %(n)d
+ROUNDS = 7
 TOPIC = b"bench/q0"
 MSG = b"x" * 32
 
@@ -48,7 +49,7 @@ print("heap_import_bytes", m1 - m0)
 print("heap_import_and_client_bytes", m2 - m0)
 
 # Raw limit: one pre-encoded PUBLISH written in a loop on a connected MQTT socket. Raw and
-# client runs alternate, best of 3 each, because the machine is shared.
+# client runs alternate, best of ROUNDS each, because the machine is shared.
 s = socket.socket()
 s.setsockopt(6, 1, 1)  # TCP_NODELAY, as the client sets it: same kernel work per write
 s.connect(socket.getaddrinfo("127.0.0.1", PORT)[0][-1])
@@ -77,7 +78,7 @@ def settle():
 
 
 raw = q0 = 0
-for r in range(3):
+for r in range(ROUNDS):
     settle()
     t = time.ticks_us()
     raw_loop(s.write, pkt, N)

@@ -8,8 +8,8 @@ within 1 x keepalive plus the caller's polling period. Still blocking: DNS (geta
 ``c.addr`` to a getaddrinfo entry to skip it) and connect/TLS handshake up to the connect
 timeout. Connection faults raise OSError; protocol faults (malformed packet, refusal, TLS
 verification) raise MQTTException; both close the socket. TLS: ssl=True with
-ssl_params={"cafile": path (PEM or DER), "server_hostname": name (default: server)}, or
-ssl=an SSLContext.
+ssl_params={"cafile": path (PEM or DER), "server_hostname": name (default: server),
+"cert_reqs": ssl.CERT_*, "cert"/"key": DER client certificate}, or ssl=an SSLContext.
 
     from mqtt.client import MQTTClient
     c = MQTTClient("node1", "broker.lan", keepalive=30, max_inflight=8)
@@ -222,7 +222,9 @@ class MQTTClient:
 
                     ca = a2b_base64(b"".join(ca.split(b"-----")[2].split()))
                 c.load_verify_locations(cadata=ca)
-                c.verify_mode = ssl.CERT_REQUIRED
+            c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
+            if "cert" in p:  # client certificate, as umqtt's ssl_params passed it (DER)
+                c.load_cert_chain(p["cert"], p.get("key"))
         try:
             return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))  # pyright: ignore[reportOptionalMemberAccess]
         except ValueError as e:  # mbedTLS verify failure (wrong CA/name): configuration, not link

@@ -322,3 +322,16 @@ def test_idle_link_kept_alive_by_automatic_pings():
     c.publish("alive/x", "still")
     assert harness.messages(o, wait_for=1, timeout=5)[0]["payload"] == "still"
     c.disconnect()
+
+
+def test_tls_without_ca_or_with_cert_reqs_none_connects_unverified():
+    import ssl
+
+    b = harness.broker()
+    c = MQTTClient(_cid(), "localhost", b["tls_port"], ssl=True)
+    assert c.port == b["tls_port"] and c.connect() == 0
+    c.disconnect()
+    params = {"cafile": b["bad_ca"], "cert_reqs": ssl.CERT_NONE}
+    c = MQTTClient(_cid(), "localhost", b["tls_port"], ssl=True, ssl_params=params)
+    assert c.connect() == 0  # the caller turned verification off explicitly
+    c.disconnect()
