@@ -27,7 +27,9 @@ def size_of(e):
 class Outbox:
     def __init__(self, max_msgs=100, max_bytes=16384, policy=("queue", "queue", "queue")):
         if max_msgs < 1 or max_bytes < 1:
-            raise ValueError("outbox bounds must be >= 1, got %r msgs, %r bytes" % (max_msgs, max_bytes))
+            raise ValueError(
+                "outbox bounds must be >= 1, got %r msgs, %r bytes" % (max_msgs, max_bytes)
+            )
         for p in policy:
             if p not in ("queue", "drop"):
                 raise ValueError("outbox policy: expected 'queue' or 'drop', got %r" % (p,))
@@ -127,9 +129,9 @@ class Inflight:
         return self._l
 
     def take_all(self):
-        l = self._l
+        taken = self._l
         self._l = []
-        return l
+        return taken
 
     def holds_pid(self, pid):
         return self.find(pid) is not None

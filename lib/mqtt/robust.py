@@ -100,7 +100,7 @@ class MQTTClient:
         resolver=None,
         link_poll_ms=250,
         client_factory=None,
-        **options
+        **options,
     ):
         if not 1 <= max_inflight <= 65535:
             raise ValueError("max_inflight: expected 1..65535, got %r" % (max_inflight,))
@@ -399,7 +399,7 @@ class MQTTClient:
     def _on_ack(self, pid, kind):
         # The client reports an ack it was waiting for; acks matching nothing at all it
         # counts itself (stray). Subscription acks are not ours to track.
-        if kind == _PUBACK or kind == _PUBCOMP:
+        if kind in (_PUBACK, _PUBCOMP):
             e = self.inflight.find(pid)
             if e is None:
                 self.late_acks += 1
@@ -593,9 +593,9 @@ class MQTTClient:
             self._quick_kicks += 1
             if self._quick_kicks >= _QUICK_KICK_LIMIT:
                 self.kicks_suspect = True
-                reason = "dropped %d times in a row soon after CONNACK, likely a duplicate client id (%s)" % (
-                    self._quick_kicks,
-                    reason,
+                reason = (
+                    "dropped %d times in a row soon after CONNACK, "
+                    "likely a duplicate client id (%s)" % (self._quick_kicks, reason)
                 )
         self.last_error = reason
         self._state = BACKOFF

@@ -1,15 +1,17 @@
 # Helpers for the tests of mqtt.robust: a clock the test moves by hand (with ticks wrap), a
 # fake WLAN station, and a deterministic random source.
+import io
 import time
 
 
 class FakeClock:
-    """ticks_ms/ticks_add/ticks_diff with MicroPython semantics over a period of 2**bits. Time only moves when the test calls advance(), or, with
+    """ticks_ms/ticks_add/ticks_diff with MicroPython semantics over a period of 2**bits.
+    Time only moves when the test calls advance(), or, with
     follow_real=True, also as real time passes (so socket timeouts and our deadlines agree)."""
 
     def __init__(self, start=0, bits=None, follow_real=False):
-        # Default: the port's own period (2**30 on the ESP32, 2**62 on the 64-bit Unix port),
-        # because the MQTT client takes ticks_ms from us but uses time.ticks_diff itself.
+        # Default: the port's own period (2**30 on the ESP32, 2**62 on the 64-bit Unix
+        # port), because the MQTT client takes ticks_ms from us but uses time.ticks_diff.
         self.period = (1 << bits) if bits else time.ticks_add(0, -1) + 1
         self._mask = self.period - 1
         self._half = self.period >> 1
@@ -95,7 +97,7 @@ def pump(c, clock=None, ms=0, until=None, step_ms=10, limit_ms=5000):
         if until is not None and until():
             return time.ticks_diff(time.ticks_ms(), t0)
         if time.ticks_diff(time.ticks_ms(), t0) > limit_ms:
-            raise AssertionError("condition not met within %d ms; status %r" % (limit_ms, c.status()))
+            raise AssertionError("not met within %d ms; status %r" % (limit_ms, c.status()))
         if clock is not None and ms:
             clock.advance(ms)
         if step_ms:
@@ -148,9 +150,6 @@ def publishes(fb, since=0):
             i += 2
         out.append((first >> 3 & 1, q, pid, topic, body[i:]))
     return out
-
-
-import io
 
 
 class Tap(io.IOBase):
@@ -236,10 +235,11 @@ def check_dups(pubs):
     number of repeats."""
     first = {}
     n = 0
-    for dup, q, pid, topic, msg in pubs:
+    for dup, _q, pid, _topic, msg in pubs:
         if msg in first:
             n += 1
-            assert dup == 1 and pid == first[msg], ("repeat without DUP or with a new id", msg, dup, pid, first[msg])
+            why = ("repeat without DUP or with a new id", msg, dup, pid, first[msg])
+            assert dup == 1 and pid == first[msg], why
         else:
             assert dup == 0, ("DUP on a first send", msg)
             first[msg] = pid

@@ -1,13 +1,13 @@
 # mqtt.robust against real mosquitto, through the harness fault proxy: the outage suite.
 # Observers are paho subscribers on the host; Wire taps what our client writes, so DUP flags
 # and packet ids are checked on the wire (a broker does not pass our DUP flag on).
-TIMEOUT = 60
-
 import time
 
 import harness
 from mqtt.robust import MQTTClient
 from robust_util import Wire, check_dups, heap, pump
+
+TIMEOUT = 60
 
 
 def _client(cid, port, wire=None, **kw):
@@ -228,7 +228,8 @@ def test_connack_refusal_from_mosquitto_reported_and_slow():
     st = c.status()
     assert st["config_error"] and "CONNACK" in st["last_error"], st
     assert st["retry_in_ms"] >= 29000, st
-    ok = MQTTClient("rb-goodpw", "127.0.0.1", b["auth_port"], user=b["user"], password=b["password"])
+    pw = b["password"]
+    ok = MQTTClient("rb-goodpw", "127.0.0.1", b["auth_port"], user=b["user"], password=pw)
     assert ok.connect() is False
 
 

@@ -1,12 +1,12 @@
 # mqtt.robust against the scripted FakeBroker with an injected clock: the protocol-level
 # behaviours (refusals, resume with DUP, late acks, backoff pacing, wrap) run fast and exactly.
-TIMEOUT = 60
-
 import gc
 import time
 
 from fakebroker import packet, u16
 from robust_util import FakeClock, FakeWLAN, SeqRNG, fake_robust, heap, publishes
+
+TIMEOUT = 60
 
 
 def _run(c, clk, ms, every=10):
@@ -133,7 +133,7 @@ def test_healthy_connection_resets_backoff_but_quick_kicks_keep_it_and_are_repor
     c.on_disconnect = downs.append
     c.connect()
     delays = []
-    for i in range(4):  # accepted, then kicked at once (another node with our client id)
+    for _ in range(4):  # accepted, then kicked at once (another node with our client id)
         _run(c, clk, 100)
         fb.sock.eof = True
         _run(c, clk, 10)
@@ -327,7 +327,7 @@ def test_ticks_wrap_through_injected_clock():
     clk = FakeClock(start=period - 3000)
     c, fb, _, sw = fake_robust(clock=clk, keepalive=4, backoff_min=1000, backoff_max=8000)
     c.connect()
-    for i in range(100):  # 10 s across the wrap, a QoS 1 message every 100 ms
+    for _ in range(100):  # 10 s across the wrap, a QoS 1 message every 100 ms
         c.publish("t", "x", qos=1)
         _run(c, clk, 100)
     assert c.is_connected() and c.idle() and c.status()["connects"] == 1, c.status()
@@ -386,7 +386,7 @@ def test_step_never_blocks_and_idle_reflects_queue():
     assert c.idle()
     c.connect()
     fb.drop = {0x30}
-    for i in range(10):
+    for _ in range(10):
         c.publish("t", "m", qos=1)
     assert not c.idle()
     st = c.status()

@@ -8,7 +8,8 @@ def test_backoff_doubles_ceiling_within_bounds_with_full_jitter():
     r = SeqRNG(1.0)  # always the top of the window
     b = Backoff(1000, 300000, r)
     got = [b.next() for _ in range(12)]
-    assert got == [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000, 300000, 300000], got
+    want = [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000, 300000, 300000]
+    assert got == want, got
     r.frac = 0.0  # the bottom of the window is the lower bound, never 0 (no busy loop)
     assert b.next() == 1000
     b.reset()
@@ -72,7 +73,7 @@ def test_outbox_drops_oldest_lowest_qos_first_and_counts():
 
 def test_outbox_bounded_in_bytes():
     ob = Outbox(100, 50)
-    for i in range(10):
+    for _ in range(10):
         ob.put("t", b"x" * 9, False, 1)  # 10 bytes each
     assert len(ob) == 5 and ob.bytes == 50
     assert ob.dropped() == 5
