@@ -675,6 +675,7 @@ def cmd_deploy(args) -> int:
         print(out, file=sys.stderr)
         log(f"deploy refused: {config} is not valid; nothing was copied")
         return EXIT_REFUSED
+    log(out or f"{config}: OK")
     build_dir = Path(args.build_dir)
     if not args.no_build:
         info = build(lib, Path(args.root_dir), build_dir, version=args.version)
@@ -698,14 +699,15 @@ def cmd_deploy(args) -> int:
     for p in plan.remove:
         log(f"remove {p}")
     log(f"{len(plan.unchanged)} unchanged, {len(plan.copy)} to copy, {len(plan.remove)} to remove")
-    if args.dry_run:
-        return EXIT_OK
     restart = not args.no_restart
     why_not = "--no-restart"
     if restart and platform == "linux":
         # The Unix port standing in for a board has no machine.reset(), and its soft reset
         # ends the process: leave it at the REPL.
         restart, why_not = False, "the Unix port cannot hard-reset"
+    if args.dry_run:
+        # Listing interrupted the node: start it again, changing nothing.
+        plan = DeployPlan([], [], [], [], plan.unchanged)
     argv = deploy_argvs(args.port, plan, local, resume=args.resume, restart=restart)
     if argv is not None:
         r = run(argv, capture_output=True, text=True, timeout=args.timeout)
@@ -720,6 +722,9 @@ def cmd_deploy(args) -> int:
                 raise ToolFailed(
                     "the device holds different content after copying: " + ", ".join(bad)
                 )
+    if args.dry_run:
+        log("dry run: nothing changed" + ("; board reset" if restart else ""))
+        return EXIT_OK
     sent = sum(local[p].stat().st_size for p in plan.copy)
     took = time.monotonic() - t0
     log(
