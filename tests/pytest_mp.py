@@ -5,8 +5,8 @@ The file is never imported by CPython: the functions are found by reading its sy
 every item runs in a fresh `micropython` process (`tests/mp/_mprun.py`), so a crash, a heap
 exhaustion or a hang fails that item alone. The process gets:
 
-- `MICROPYPATH` = simulated board, `lib/` (or its mpy-cross output with `--mp-compiled`),
-  `tests/mp`;
+- `MICROPYPATH` = simulated board, `.frozen`, `lib/` (or its mpy-cross output with
+  `--mp-compiled`), `tests/mp`;
 - `HARNESS_PORT`, the control server that gives the test brokers, fault proxies and observers
   (see docs/DEVELOPING.md); whatever the test created there is torn down after it.
 
@@ -150,7 +150,11 @@ class MPItem(pytest.Item):
         config = self.config
         lib = COMPILED_LIB if config.getoption("--mp-compiled") else LIB
         env = dict(os.environ)
-        env["MICROPYPATH"] = os.pathsep.join([str(SIM_BOARD), str(lib), str(self.path.parent)])
+        # As on the device, frozen modules (`.frozen`: ssl, asyncio) come before lib; the
+        # simulated board comes first so its `machine` extends the built-in one.
+        env["MICROPYPATH"] = os.pathsep.join(
+            [str(SIM_BOARD), ".frozen", str(lib), str(self.path.parent)]
+        )
         control = _control_server(config)
         if control is not None:
             env["HARNESS_PORT"] = str(control.port)
