@@ -92,7 +92,8 @@ class Outbox:
         self.drops[e[_QOS]] += 1
 
     def first(self):
-        return self._q[0] if self._q else None
+        """The oldest message (IndexError if empty: check len() first)."""
+        return self._q[0]
 
     def pop(self):
         e = self._q.pop(0)

@@ -55,6 +55,7 @@ _QUICK_KICK_LIMIT = 3  # this many drops in a row before healthy_ms: likely a du
 _DNS_FAIL_LIMIT = 3  # this many failed attempts in a row: resolve the host name again
 _FLUSH_BUDGET_MS = 100
 _RX_BATCH = 32  # packets processed per step at most
+_IN_PROGRESS = (115, 119, 11)  # EINPROGRESS on Linux and lwIP, EAGAIN
 _PUBACK = 0x40
 _PUBCOMP = 0x70
 
@@ -128,7 +129,8 @@ class MQTTClient:
         self._c = (client_factory or _Client)(
             client_id, server, port, user, password, keepalive, ssl, ssl_params, **kw
         )
-        self._own_dns = "sock_factory" not in kw
+        self._own_sock = "sock_factory" not in kw  # else the factory resolves and connects
+        self._tcp = None  # our socket while its non-blocking TCP connect is under way
         self._cb = None
         self.on_connect = None  # f(session_present: bool)
         self.on_disconnect = None  # f(reason: str)
@@ -429,7 +431,7 @@ class MQTTClient:
 
     def _resolve(self):
         c = self._c
-        if not self._own_dns:
+        if not self._own_sock:
             return
         if c.addr is not None and not (self._fails and self._fails % _DNS_FAIL_LIMIT == 0):
             return
@@ -448,12 +450,10 @@ class MQTTClient:
 
     def _attempt(self, now):
         self.attempts += 1
-        self._try_at = now
         self._phase_clean = not self._booted and self._clean_at_start and not self._clean
         try:
             self._resolve()
-            self._c.begin_connect(self._phase_clean or self._clean, self._ct_ms / 1000)
-            self._poll = None
+            self._open(now)
         except (OSError, MQTTException) as e:
             self._abort()
             self._failed(e)
@@ -461,19 +461,67 @@ class MQTTClient:
         self._state = CONNECTING
         self._await_connack(now)
 
+    def _open(self, now):
+        # Start a connection. With our own sockets the TCP connect does not block: it is
+        # started here and finished across steps (_await_connack); with an injected socket
+        # factory the client opens the link itself.
+        self._try_at = now
+        self._poll = None
+        if not self._own_sock:
+            self._c.begin_connect(self._phase_clean or self._clean, self._ct_ms / 1000)
+            return
+        import socket
+
+        a = self._c.addr
+        s = socket.socket(a[0], socket.SOCK_STREAM, a[2])
+        self._tcp = s
+        s.setblocking(False)
+        try:
+            s.connect(a[-1])
+        except OSError as e:
+            if e.args[0] not in _IN_PROGRESS:
+                raise
+
+    def _tcp_done(self, ev):
+        # The non-blocking TCP connect finished: hand the socket to the client, which sends
+        # CONNECT (and makes the TLS handshake, bounded by connect_timeout).
+        s = self._tcp
+        if ev & 0x18:  # POLLHUP | POLLERR: refused or unreachable
+            raise OSError(111)  # ECONNREFUSED
+        s.setblocking(True)
+        try:
+            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: same numbers on lwIP and Linux
+        except OSError:
+            pass
+        c = self._c
+        c.sock_factory = lambda client, timeout: s
+        try:
+            c.begin_connect(self._phase_clean or self._clean, self._ct_ms / 1000)
+        finally:
+            c.sock_factory = None
+            self._tcp = None
+
     def _await_connack(self, now):
         c = self._c
         try:
-            if self._poll is None:
+            if self._clock.ticks_diff(now, self._try_at) >= self._ct_ms:
+                raise OSError(110)  # ETIMEDOUT: no TCP connection, or no CONNACK
+            p = self._poll
+            if p is None:
                 import select
 
-                self._poll = select.poll()
-                self._poll.register(c.sock, select.POLLIN)
-            if not self._poll.poll(0):
-                if self._clock.ticks_diff(now, self._try_at) >= self._ct_ms:
-                    raise OSError(110)  # ETIMEDOUT: TCP accepted, no CONNACK
+                p = self._poll = select.poll()
+                if self._tcp is not None:
+                    p.register(self._tcp, select.POLLOUT)
+                else:
+                    p.register(c.sock, select.POLLIN)
+            ev = p.poll(0)
+            if not ev:
                 return
             self._poll = None
+            if self._tcp is not None:
+                self._tcp_done(ev[0][1])
+                return
             present = c.finish_connect()
             if self._phase_clean:
                 # Power-up: the clean connect discarded any old session (MQTT-3.1.2-6); now
@@ -481,8 +529,7 @@ class MQTTClient:
                 self._phase_clean = False
                 c.disconnect()
                 self._booted = True
-                c.begin_connect(False, self._ct_ms / 1000)
-                self._try_at = self._clock.ticks_ms()
+                self._open(self._clock.ticks_ms())
                 return
         except (OSError, MQTTException) as e:
             self._poll = None
@@ -564,6 +611,11 @@ class MQTTClient:
 
     def _abort(self):
         # Close without DISCONNECT (the broker then publishes our will, as it should).
+        t = self._tcp
+        self._tcp = None
+        self._poll = None
+        if t is not None:
+            t.close()
         c = self._c
         s = c.sock
         c.sock = None

@@ -7,7 +7,7 @@ import harness
 from mqtt.robust import MQTTClient
 from robust_util import Wire, check_dups, heap, pump
 
-TIMEOUT = 60
+TIMEOUT = 120
 
 
 def _client(cid, port, wire=None, **kw):
@@ -281,3 +281,106 @@ def test_slow_pubacks_with_window_pipeline_without_reconnect():
     st = c.status()
     assert st["connects"] == 1 and st["state"] == "connected", st
     assert _payloads(harness.messages(o, wait_for=40, timeout=5)) == ["s%d" % i for i in range(40)]
+
+
+def _listener(backlog):
+    # A loopback listener that never accepts (MicroPython has no getsockname: pick a port).
+    import os
+    import socket
+
+    for _ in range(20):
+        port = 40000 + int.from_bytes(os.urandom(2), "little") % 20000
+        s = socket.socket()
+        try:
+            s.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            s.listen(backlog)
+            return s, port
+        except OSError:
+            s.close()
+    raise AssertionError("no free port")
+
+
+def _step_until_backoff(c, limit_ms):
+    worst = 0
+    t0 = time.ticks_ms()
+    while c.status()["state"] == "connecting":
+        s = time.ticks_ms()
+        c.step()
+        d = time.ticks_diff(time.ticks_ms(), s)
+        worst = d if d > worst else worst
+        assert time.ticks_diff(time.ticks_ms(), t0) < limit_ms, c.status()
+        time.sleep_ms(10)
+    return worst, time.ticks_diff(time.ticks_ms(), t0)
+
+
+def test_tcp_accepted_but_no_connack_real_socket_times_out_loop_never_blocked():
+    lst, port = _listener(5)  # the kernel completes the handshake; nobody answers CONNECT
+    try:
+        c = MQTTClient("rb-noconnack", "127.0.0.1", port, connect_timeout=1, backoff_min=500)
+        t0 = time.ticks_ms()
+        assert c.connect(wait=False) is None
+        assert time.ticks_diff(time.ticks_ms(), t0) < 100
+        worst, took = _step_until_backoff(c, 3000)
+        st = c.status()
+        assert worst < 100 and 900 <= took <= 1500, (worst, took)
+        assert "timed out" in st["last_error"] and 0 < st["retry_in_ms"] <= 1000, st
+    finally:
+        lst.close()
+
+
+def test_tcp_connect_pending_does_not_block_the_loop():
+    import socket
+
+    lst, port = _listener(0)
+    fill = []
+    try:
+        for _ in range(4):  # fill the accept queue: further SYNs are dropped
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+            except OSError:
+                pass
+            fill.append(s)
+        time.sleep_ms(100)
+        c = MQTTClient("rb-syn", "127.0.0.1", port, connect_timeout=1)
+        t0 = time.ticks_ms()
+        c.connect(wait=False)
+        assert time.ticks_diff(time.ticks_ms(), t0) < 100
+        worst, took = _step_until_backoff(c, 3000)
+        assert worst < 100 and took <= 1500, (worst, took)
+        assert c.status()["state"] == "backoff"
+    finally:
+        for s in fill:
+            s.close()
+        lst.close()
+
+
+def test_1000_reconnect_cycles_real_broker_no_socket_leak_flat_heap():
+    import socket
+
+    b = harness.broker()
+    c = _client("rb-cycles", b["port"], clean_session=False)
+    c.subscribe("rb/cycles/cmd", 1)
+    assert c.connect() is not None
+
+    def fd():
+        s = socket.socket()
+        n = s.fileno()
+        s.close()
+        return n
+
+    fd0 = fd()
+    h0 = None
+    for i in range(1000):
+        c.publish("rb/cycles/t", "m", qos=1)
+        c.reconnect()  # drop the link (no DISCONNECT) and connect again at once
+        pump(c, until=lambda: c.is_connected() and c.idle(), limit_ms=3000, step_ms=0)
+        if i == 99:
+            h0 = heap()
+    h1 = heap()
+    st = c.status()
+    assert st["reconnects"] == 1000 and st["connects"] == 1001, st
+    assert fd() == fd0  # every old socket was closed
+    assert h1 - h0 < 2048, (h0, h1)
+    c.disconnect()
