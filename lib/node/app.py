@@ -615,6 +615,10 @@ class Node:
 
     def _shutdown_step(self, now):
         kind, deadline, ms = self._shutdown
+        if self.guard is not None and not self.safe_reason and not self._good_marked:
+            # Ending the boot on purpose (sleep, commanded reset) is not a failed boot.
+            self._good_marked = True
+            self.guard.good()
         m = self.mqtt
         if m is not None and m.is_connected() and not m.idle() and self.clock.ticks_diff(now, deadline) < 0:
             return False
