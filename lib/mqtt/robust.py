@@ -154,6 +154,7 @@ class MQTTClient:
         self.reconnects = 0
         self.attempts = 0
         self.connects = 0
+        self.callback_errors = 0
         self.late_acks = 0  # acks for nothing we had in flight (the client's own count added)
         self.last_error = None
         self.config_error = False
@@ -194,12 +195,13 @@ class MQTTClient:
         return self._present if self._state == CONNECTED else None
 
     def reconnect(self):
-        """Drop the current connection (if any) and start a new attempt at once."""
+        """Drop a live connection and start a new attempt at once. When already disconnected
+        it only steps: calling it in a loop cannot defeat the backoff. Returns is_connected()."""
         if self._state in (CONNECTED, CONNECTING):
             self._drop("reconnect requested", False)
-        if self._state != LINK_DOWN:
-            self._state = BACKOFF
-        self._next_at = self._clock.ticks_ms()
+            self._next_at = self._clock.ticks_ms()
+        elif self._state == STOPPED:
+            return self.connect() is not None
         self.step()
         return self._state == CONNECTED
 
@@ -225,6 +227,11 @@ class MQTTClient:
         refused (outbox policy for this QoS while offline, or bigger than the outbox)."""
         if qos not in (0, 1, 2):
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
+        # Refuse now what the broker would refuse later: a bad message at the head of the
+        # outbox would otherwise block everything behind it.
+        w = ("#", "+") if isinstance(topic, str) else (b"#", b"+")
+        if not topic or len(topic) > 65535 or w[0] in topic or w[1] in topic:
+            raise ValueError("publish topic: expected 1..65535 chars, no wildcards: %r" % (topic,))
         ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
         if ok and self._state == CONNECTED:
             self._flush()
@@ -317,6 +324,7 @@ class MQTTClient:
             "drops": self.outbox.dropped(),
             "inflight": len(self.inflight),
             "late_acks": self.late_acks + self._c.stray,
+            "callback_errors": self.callback_errors,
             "rejected": list(self._rejected),
             "retry_in_ms": 0,
         }
@@ -396,7 +404,17 @@ class MQTTClient:
     def _on_msg(self, topic, msg):
         self._got_msg = True
         if self._cb:
-            self._cb(topic, msg)
+            self._user(self._cb, topic, msg)
+
+    def _user(self, f, *a):
+        # A callback's bug must not pass for a network fault (an OSError would drop the
+        # link) nor break the packet being processed: counted, reported, carried on.
+        try:
+            f(*a)
+        except Exception as e:  # noqa: BLE001 - any user error, Ctrl-C still gets through
+            self.callback_errors += 1
+            self.last_error = "callback %s failed: %r" % (getattr(f, "__name__", "?"), e)
+            self.log(False, self.last_error)
 
     def _on_ack(self, pid, kind):
         # The client reports an ack it was waiting for; acks matching nothing at all it
@@ -572,7 +590,7 @@ class MQTTClient:
             return
         self.log(True, "connected, session present %d" % present)
         if self.on_connect:
-            self.on_connect(present)
+            self._user(self.on_connect, present)
         if self._state == CONNECTED:
             self._flush()
 
@@ -658,4 +676,4 @@ class MQTTClient:
 
     def _notify_down(self, reason):
         if self.on_disconnect:
-            self.on_disconnect(reason)
+            self._user(self.on_disconnect, reason)

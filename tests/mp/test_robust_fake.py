@@ -399,3 +399,47 @@ def test_step_never_blocks_and_idle_reflects_queue():
         fb.feed(packet(0x40, u16(p[2])))
     _run(c, clk, 200)
     assert c.idle(), c.status()
+
+
+def test_bad_topic_refused_at_publish_and_callback_errors_do_not_drop_the_link():
+    c, fb, clk, sw = fake_robust()
+    c.connect()
+    for t in ("", "a/#", b"a/+/b"):
+        try:
+            c.publish(t, "m", qos=1)
+        except ValueError as e:
+            assert "topic" in str(e)
+        else:
+            raise AssertionError("accepted %r" % (t,))
+    assert c.idle()
+
+    def bad(topic, msg):
+        raise OSError(5)  # a user bug that looks like a network fault
+
+    c.set_callback(bad)
+    c.on_connect = lambda present: 1 / 0
+    fb.feed(packet(0x32, u16(3) + b"a/b" + u16(9) + b"hi"))
+    _run(c, clk, 50)
+    st = c.status()
+    assert st["state"] == "connected" and st["callback_errors"] == 1, st
+    assert (0x40, u16(9)) in fb.packets  # the message was still acknowledged
+    fb.sock.eof = True
+    _run(c, clk, 2000)
+    st = c.status()
+    assert c.is_connected() and st["callback_errors"] == 2 and "callback" in st["last_error"], st
+
+
+def test_reconnect_in_a_loop_cannot_defeat_the_backoff():
+    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=8000)
+    sw.up = False
+    c.connect()
+    for _ in range(100):
+        assert not c.reconnect()
+        clk.advance(5)
+    assert sw.calls == 1, sw.calls
+    sw.up = True
+    _run(c, clk, 1000)
+    assert c.is_connected()
+    c.reconnect()  # while connected: drop and dial again at once, no backoff wait
+    _run(c, clk, 20)
+    assert c.is_connected() and c.status()["reconnects"] == 1
