@@ -135,7 +135,7 @@ class _WLAN:
             return None
         k = args[0]
         if k == "mac":
-            return simenv.board.get("mac_bytes") or _mac(self._if)
+            return _mac(self._if)
         if k == "reconnects":
             return self._reconnects
         if k in ("hostname", "dhcp_hostname"):
