@@ -15,7 +15,8 @@ FW ?=
 CONFIG ?= config.json
 SECRETS ?=
 FLEET ?=
-FLASH_SIZE ?= 4MB
+FLASH_SIZE ?=
+DRY_RUN ?=
 CHIP ?=
 BASE ?=
 BROKER ?=
@@ -23,14 +24,16 @@ SCENARIO ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup venv mosquitto typings test test-compiled test-heap lint typecheck bench sim \
-	build flash deploy provision config-check monitor console clean
+	build flash deploy provision config-check monitor console package package-check clean
+
+DRY := $(if $(DRY_RUN),--dry-run)
 
 help: ## List the targets
 	@echo "ESP32 MQTT sensor node - make targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables: T=<tests path> PYTEST_ARGS=... PORT=/dev/ttyUSB0 FW=<micropython.bin>"
-	@echo "  CONFIG=config.json SECRETS=secrets.json FLEET=fleet.json FLASH_SIZE=4MB|8MB|16MB"
+	@echo "  CONFIG=config.json SECRETS=secrets.json FLEET=fleet.json FLASH_SIZE=4MB|8MB|16MB DRY_RUN=1"
 	@echo "  BASE=<base topic> BROKER=host:port SCENARIO=<scenario.json>"
 
 setup: venv mosquitto ## Install everything the project needs (done automatically by other targets)
@@ -88,13 +91,14 @@ build: $(STAMP) ## Compile lib/ with mpy-cross into build/device (what deploy co
 	$(NODECTL) build
 
 flash: $(STAMP) ## Erase and flash MicroPython: make flash PORT=/dev/ttyUSB0 FW=ESP32_GENERIC.bin
-	$(NODECTL) flash --port "$(PORT)" --firmware "$(FW)" $(if $(CHIP),--chip $(CHIP))
+	$(NODECTL) flash --port "$(PORT)" --firmware "$(FW)" $(if $(CHIP),--chip $(CHIP)) $(DRY)
 
 deploy: $(STAMP) ## Validate the config, copy changed files, restart: make deploy PORT=... CONFIG=...
-	$(NODECTL) deploy --port "$(PORT)" --config "$(CONFIG)" $(if $(SECRETS),--secrets $(SECRETS))
+	$(NODECTL) deploy --port "$(PORT)" --config "$(CONFIG)" $(if $(SECRETS),--secrets $(SECRETS)) $(DRY)
 
-provision: $(STAMP) ## Build LittleFS images for a fleet: make provision FLEET=fleet.json FLASH_SIZE=4MB
-	$(NODECTL) provision --fleet "$(FLEET)" --flash-size $(FLASH_SIZE) $(if $(FW),--firmware $(FW)) $(if $(CHIP),--chip $(CHIP))
+provision: $(STAMP) ## Build LittleFS images for a fleet: make provision FLEET=fleet.json [FLASH_SIZE=4MB]
+	$(NODECTL) provision --fleet "$(FLEET)" $(if $(FLASH_SIZE),--flash-size $(FLASH_SIZE)) \
+	  $(if $(FW),--fw $(FW)) $(if $(CHIP),--chip $(CHIP)) $(if $(PORT),--flash --port $(PORT)) $(DRY)
 
 config-check: $(STAMP) ## Validate a config.json with path-specific messages: make config-check CONFIG=...
 	$(NODECTL) config-check "$(CONFIG)" $(if $(SECRETS),"$(SECRETS)")
@@ -104,6 +108,12 @@ monitor: $(STAMP) ## Live table of a node's topics: make monitor BASE=Erdgeschos
 
 console: $(STAMP) ## Follow a board's serial console: make console PORT=/dev/ttyUSB0
 	$(NODECTL) console --port "$(PORT)"
+
+package: $(STAMP) ## Regenerate package.json (mpremote mip install) from lib/
+	$(NODECTL) package
+
+package-check: $(STAMP) ## Fail if package.json is out of date with lib/
+	$(NODECTL) package --check
 
 clean: ## Remove build output and caches (keeps the venv)
 	rm -rf build .pytest_cache .ruff_cache .sim
