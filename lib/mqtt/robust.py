@@ -1,38 +1,44 @@
 """Auto-reconnecting MQTT client: a drop-in for umqtt.robust that never raises for a transient
 fault, never blocks the node's loop, and loses nothing it accepted.
 
-Every call does one bounded step of work. Reconnecting is a state machine advanced from the
-node's loop (``step()``, ``check_msg()`` or ``publish()``), paced by exponential backoff with full
-jitter; the CONNACK is awaited across steps, not inside one. Publishes go to a bounded outbox and
-are flushed in order when connected; QoS 1/2 messages stay in flight (with their packet id) until
-acknowledged and are resent with DUP=1 and the same id if the session is resumed, or as new
-publishes on a new session. Subscriptions are declarative: replayed whenever the broker has no
-session for us. Faults are reported through ``status()``, ``on_connect(session_present)`` and
-``on_disconnect(reason)``, never raised. With a WLAN object it waits for the station link and
-notices a drop within ``link_poll_ms``; it never touches the WiFi itself. What may still block,
-and only inside a connect attempt: DNS (``getaddrinfo``: the last good address is cached and
-re-resolved only after repeated failures), the TCP connect and a TLS handshake (bounded by
-``connect_timeout``), and replaying subscriptions (each waits for its SUBACK). Outside that, a
-write into a full TCP buffer is bounded by the client's ``timeout``::
+Reconnecting is a state machine advanced one bounded step per call from the node's loop
+(``step()``, ``check_msg()``, ``publish()``), paced by exponential backoff with full jitter that
+resets only after a connection stayed up ``healthy_ms``. With our own sockets the TCP connect and
+the CONNACK are awaited across steps (``connect()`` waits for them, bounded by ``connect_timeout``,
+as umqtt does; ``connect(wait=False)`` does not). Publishes go to a bounded outbox, flushed in
+order; QoS 1/2 messages stay in flight with their packet id until acknowledged, resent with DUP=1
+and the same id when the session is resumed, as new publishes on a new session. Subscriptions are
+declarative, replayed whenever the broker has no session for us; a refused filter (SUBACK 0x80)
+is reported, not retried. CONNACK 1, 2, 4, 5 are reported as configuration errors and retried
+only at the slowest pace. Given a WLAN object it waits for the station and notices a drop within
+``link_poll_ms``; it never touches the WiFi itself. Faults go to ``status()``,
+``on_connect(session_present)`` and ``on_disconnect(reason)``, never raised. What can still block,
+only inside a connect attempt: DNS (the last good address is cached and re-resolved after 3
+failures in a row), a TLS handshake and replaying subscriptions (bounded by the timeouts);
+otherwise a write into a full TCP buffer (bounded by the client's ``timeout``)::
 
     from mqtt.robust import MQTTClient
-    c = MQTTClient("node-1", "broker.lan", keepalive=30, wlan=wlan, clean_session=False)
+    c = MQTTClient("node-1", "broker.lan", keepalive=30, wlan=wlan, clean_session=False,
+                   clean_at_start=True, backoff_min=1000, backoff_max=300000)
     c.set_callback(on_msg)
     c.subscribe(b"node-1/cmd/#", qos=1)    # remembered, replayed after a lost session
-    c.connect()                            # starts connecting; never raises for outages
+    c.connect()                            # one bounded attempt; never raises for outages
     while True:
         c.publish(b"node-1/temp", b"21.5", qos=1)   # queued when offline
         c.step()                                    # reconnect / receive / flush, bounded
-        if c.idle(): ...                            # nothing queued or in flight
+        if c.idle(): ...                            # nothing queued or in flight: may sleep
 
-Options beyond the client's constructor (all keywords): ``wlan``; ``connect_timeout`` (s);
-``backoff_min``/``backoff_max`` (ms); ``healthy_ms`` (connected this long resets the backoff);
-``max_inflight`` (QoS 1/2 window); ``outbox_msgs``/``outbox_bytes``; ``policy`` (per QoS,
-``"queue"`` or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
-``clean_session=False``: connect clean once at power-up, then persistent); ``clock`` (an object
-with ``ticks_ms``/``ticks_add``/``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n));
-``resolver`` (like ``socket.getaddrinfo``); ``link_poll_ms``; ``client_factory``. Anything else
-(``timeout``, ``max_packet``, ``sock_factory``, ...) goes to the underlying client.
+Options beyond the client's constructor (keywords): ``wlan``; ``connect_timeout`` (s);
+``backoff_min``/``backoff_max`` (ms); ``healthy_ms``; ``max_inflight`` (QoS 1/2 window);
+``outbox_msgs``/``outbox_bytes``; ``policy`` (per QoS ``"queue"`` or ``"drop"`` while offline);
+``clean_session``; ``clean_at_start`` (with ``clean_session=False``: a clean connect and
+DISCONNECT once at power-up, then persistent); ``clock`` (``ticks_ms``/``ticks_add``/
+``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n)); ``resolver`` (like getaddrinfo);
+``link_poll_ms``; ``client_factory``. The rest (``timeout``, ``max_packet``, ``sock_factory``...)
+goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
+connected), reconnects, connects, attempts, failures, last_error, config_error,
+duplicate_id_suspected, outbox, outbox_bytes, drops, inflight, late_acks, callback_errors,
+rejected, retry_in_ms.
 """
 
 import time
@@ -46,7 +52,7 @@ from mqtt.outbox import Inflight, Outbox
 STOPPED = "stopped"  # not started, or disconnect() was called
 LINK_DOWN = "link_down"  # waiting for the WLAN station to come up
 BACKOFF = "backoff"  # waiting for the next connect attempt
-CONNECTING = "connecting"  # CONNECT sent, waiting for the CONNACK
+CONNECTING = "connecting"  # TCP connect or CONNACK under way
 CONNECTED = "connected"
 
 _PID = 4
