@@ -310,6 +310,12 @@ class MQTTClient:
     def delay(self, i):
         """umqtt.robust hook; kept for compatibility, pacing is the backoff's job."""
 
+    @property
+    def rx_flags(self):
+        """First byte of the PUBLISH being delivered to the callback: retain bit 0, QoS bits
+        1-2, DUP bit 3 (read it inside the callback)."""
+        return self._c.rx_flags
+
     # ---- status ------------------------------------------------------------------------------
     def is_connected(self):
         return self._state == CONNECTED
