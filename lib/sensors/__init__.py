@@ -5,7 +5,8 @@ Every driver takes its bus or pin (micropython-lib style) and shares one small i
 * ``QUANTITIES``: class attribute, a tuple of the quantity names ``read()`` returns, from
   ``temperature`` (degC), ``humidity`` (%RH), ``pressure`` (hPa), ``illuminance`` (lx),
   ``voltage`` (V), ``state`` (0/1), ``count`` and ``total`` (pulses, pulses * scale).
-* ``read()``: a dict ``{quantity: value}``; blocks at most ``conversion_ms`` (plus bus time).
+* ``read()``: a dict ``{quantity: value}``. Without a start() first it triggers, waits about
+  ``conversion_ms`` (bounded: at most the datasheet maximum plus a small margin) and reads.
 * ``start()`` / ``conversion_ms``: the non-blocking split. ``start()`` triggers a measurement
   and returns at once; after ``conversion_ms`` milliseconds ``read()`` returns that measurement
   without waiting. Drivers with nothing to wait for have ``conversion_ms = 0`` and a
