@@ -7,7 +7,7 @@ message is in flight, because MQTT 3.1.1 resends it with DUP=1 and the *same* pa
 session is resumed (MQTT-4.4.0-1). ``stage`` is 0 while a PUBLISH awaits its PUBACK/PUBREC and
 1 once a QoS 2 PUBREC came back and the PUBREL awaits its PUBCOMP.
 
-The outbox is bounded in messages and bytes (payload + topic). When full, the oldest message of
+The outbox is bounded in messages and bytes (topic + payload + ENTRY_OVERHEAD each). When full, the oldest message of
 the lowest QoS present is dropped and counted (a stale QoS 0 reading is the cheapest thing to
 lose). Per-QoS policy: ``"queue"`` keeps messages published while offline, ``"drop"`` refuses
 them (counted), as fire-and-forget QoS 0 often should::
@@ -18,10 +18,13 @@ them (counted), as fire-and-forget QoS 0 often should::
 """
 
 _TOPIC, _MSG, _RETAIN, _QOS, _PID, _STAGE = 0, 1, 2, 3, 4, 5
+# Heap an entry costs beyond its topic and payload bytes on the 32-bit ESP32 (the list and
+# its slots, the payload object's header), so max_bytes bounds real memory, not just payload.
+ENTRY_OVERHEAD = 48
 
 
 def size_of(e):
-    return len(e[_TOPIC]) + len(e[_MSG])
+    return len(e[_TOPIC]) + len(e[_MSG]) + ENTRY_OVERHEAD
 
 
 class Outbox:

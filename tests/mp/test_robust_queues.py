@@ -1,5 +1,6 @@
 # Backoff and outbox/in-flight queues of the robust MQTT wrapper, without any network.
 from mqtt.backoff import Backoff
+from mqtt.outbox import ENTRY_OVERHEAD as OVH
 from mqtt.outbox import Inflight, Outbox
 from robust_util import SeqRNG
 
@@ -50,7 +51,7 @@ def test_outbox_keeps_order_and_byte_count():
     for i in range(5):
         assert ob.put("t/%d" % i, b"x" * i, False, 1)
     assert len(ob) == 5
-    assert ob.bytes == sum(3 + i for i in range(5))
+    assert ob.bytes == sum(3 + i + OVH for i in range(5))
     got = []
     while len(ob):
         got.append(ob.pop()[0])
@@ -72,12 +73,12 @@ def test_outbox_drops_oldest_lowest_qos_first_and_counts():
 
 
 def test_outbox_bounded_in_bytes():
-    ob = Outbox(100, 50)
+    ob = Outbox(100, 5 * (10 + OVH))
     for _ in range(10):
-        ob.put("t", b"x" * 9, False, 1)  # 10 bytes each
-    assert len(ob) == 5 and ob.bytes == 50
+        ob.put("t", b"x" * 9, False, 1)  # 10 bytes + overhead each
+    assert len(ob) == 5 and ob.bytes == 5 * (10 + OVH)
     assert ob.dropped() == 5
-    assert not ob.put("t", b"x" * 60, False, 1)  # bigger than the whole outbox: refused
+    assert not ob.put("t", b"x" * 400, False, 1)  # bigger than the whole outbox: refused
     assert len(ob) == 5 and ob.dropped() == 6
 
 
