@@ -7,10 +7,10 @@ message is in flight, because MQTT 3.1.1 resends it with DUP=1 and the *same* pa
 session is resumed (MQTT-4.4.0-1). ``stage`` is 0 while a PUBLISH awaits its PUBACK/PUBREC and
 1 once a QoS 2 PUBREC came back and the PUBREL awaits its PUBCOMP.
 
-The outbox is bounded in messages and bytes (topic + payload + ENTRY_OVERHEAD each). When full, the oldest message of
-the lowest QoS present is dropped and counted (a stale QoS 0 reading is the cheapest thing to
-lose). Per-QoS policy: ``"queue"`` keeps messages published while offline, ``"drop"`` refuses
-them (counted), as fire-and-forget QoS 0 often should::
+The outbox is bounded in messages and in bytes (topic + payload + ENTRY_OVERHEAD each). When
+full, the oldest message of the lowest QoS present is dropped and counted (a stale QoS 0 reading
+is the cheapest thing to lose). Per-QoS policy: ``"queue"`` keeps messages published while
+offline, ``"drop"`` refuses them (counted), as fire-and-forget QoS 0 often should::
 
     ob = Outbox(max_msgs=100, max_bytes=16384, policy=("drop", "queue", "queue"))
     ob.put("t", b"21.5", False, 1, offline=True)

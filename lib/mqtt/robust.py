@@ -31,8 +31,9 @@ otherwise a write into a full TCP buffer (bounded by the client's ``timeout``)::
 Options beyond the client's constructor (keywords): ``wlan``; ``connect_timeout`` (s);
 ``backoff_min``/``backoff_max`` (ms); ``healthy_ms``; ``max_inflight`` (QoS 1/2 window);
 ``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each); ``policy`` (per QoS ``"queue"``
-or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with ``clean_session=False``: a clean connect and
-DISCONNECT once at power-up, then persistent); ``clock`` (``ticks_ms``/``ticks_add``/
+or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
+``clean_session=False``: a clean connect and DISCONNECT once at power-up, then persistent);
+``clock`` (``ticks_ms``/``ticks_add``/
 ``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n)); ``resolver`` (like getaddrinfo);
 ``link_poll_ms``; ``client_factory``. The rest (``timeout``, ``max_packet``, ``sock_factory``...)
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
