@@ -1,14 +1,17 @@
 # main.py: the guarded start of the node. A crash in the app must never become a boot loop:
 # the boot counter (node.safemode) sends repeated failures into safe mode, and if even that
 # fails we wait before resetting, so the REPL and mpremote stay reachable.
-import sys
 import time
+
+_T0 = time.ticks_ms()  # the deep-sleep awake cap counts from here
+
+import sys  # noqa: E402
 
 
 def _start():
     from node import app
 
-    app.main()
+    app.main(_T0)
 
 
 def _fallback(e):

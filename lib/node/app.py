@@ -66,7 +66,7 @@ class SensorRT:
 
 class Node:
     def __init__(self, cfg, board, clock=time, safe_reason=None, source="config", problems=(),
-                 guard=None, trial=None, mqtt_factory=None, sleeper=None):
+                 guard=None, trial=None, mqtt_factory=None, sleeper=None, t_reset=None):
         self.cfg = cfg
         self.board = board
         self.clock = clock
@@ -78,6 +78,7 @@ class Node:
         self.fw = FW
         self.topics = Topics(cfg["topic"])
         self.t_boot = clock.ticks_ms()
+        self.t_reset = self.t_boot if t_reset is None else t_reset
         self.mac = board.mac_hex()
         self.client_id = cfg["mqtt"].get("client_id") or ("node-" + self.mac)
         self.reset_cause = board.reset_cause()
@@ -650,7 +651,9 @@ class Node:
     # ---- deep-sleep policy -----------------------------------------------------------------
     def _sleeper_step(self, now):
         c = self.clock
-        up = c.ticks_diff(now, self.t_boot)
+        # from the reset (main.py's first line): the cap includes booting and importing,
+        # as the battery sees it
+        up = c.ticks_diff(now, self.t_reset)
         cap = self.sleep_cfg["awake_cap"] * 1000
         if not self._sleep_reads_done:
             if all(s.reads or s.errors for s in self.sensors) or up >= cap // 2:
@@ -859,7 +862,7 @@ def salvage(doc):
     return cfg
 
 
-def build(board_factory=None, clock=time):
+def build(board_factory=None, clock=time, t_reset=None):
     """Load config, decide safe mode, and return a ready Node (not started)."""
     from node.safemode import BootGuard
     trial = _trial_state()
@@ -887,11 +890,13 @@ def build(board_factory=None, clock=time):
         cfg["sensors"] = []
     if source != "config":
         trial = None
-    return Node(cfg, board, clock, reason, source, problems, guard, trial), reason, problems
+    return (Node(cfg, board, clock, reason, source, problems, guard, trial, t_reset=t_reset),
+            reason, problems)
 
 
-def main():
-    node, reason, problems = build()
+def main(t_reset=None):
+    """Run the node; t_reset is time.ticks_ms() taken as early as possible after the reset."""
+    node, reason, problems = build(t_reset=t_reset)
     if node is None:
         # Nothing to reach the network with: idle (no boot loop), look for a fixed config.
         print("node: no usable config; waiting for config.json to be fixed")
