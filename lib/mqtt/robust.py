@@ -622,17 +622,21 @@ class MQTTClient:
             else:
                 c.publish(e[0], e[1], e[2], e[3], pid=e[_PID], dup=True)
 
-    def _failed(self, e, code=None):
+    def _failed(self, e):
         self._fails += 1
         self._state = BACKOFF
-        code = getattr(e, "code", None) if isinstance(e, MQTTException) else None
-        if code in (1, 2, 4, 5):
-            # Configuration errors: retrying fast cannot help; report clearly and go slow.
+        code = e.code if isinstance(e, MQTTException) else None
+        if code in (1, 2, 4, 5) or isinstance(code, str) and code.startswith("TLS"):
+            # Configuration errors (refused credentials or id, a certificate that does not
+            # verify): retrying fast cannot help; report clearly and go slow.
             self.config_error = True
-            self.last_error = "connection refused: CONNACK %d (%s); check the configuration" % (
-                code,
-                _CONNACK_TEXT[code],
-            )
+            if isinstance(code, str):
+                self.last_error = "connect failed: %s; check the configuration" % code
+            else:
+                self.last_error = "connection refused: CONNACK %d (%s); check the configuration" % (
+                    code,
+                    _CONNACK_TEXT[code],
+                )
             delay = self.backoff.slowest()
         else:
             if code == 3:

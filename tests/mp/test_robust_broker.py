@@ -384,3 +384,20 @@ def test_1000_reconnect_cycles_real_broker_no_socket_leak_flat_heap():
     assert fd() == fd0  # every old socket was closed
     assert h1 - h0 < 2048, (h0, h1)
     c.disconnect()
+
+
+def test_tls_connects_through_nonblocking_tcp_and_wrong_ca_is_a_config_error():
+    b = harness.broker()
+    o = harness.observe(b["port"], "rb/tls/#", qos=1)
+    c = MQTTClient("rb-tls", "localhost", b["tls_port"], ssl=True, ssl_params={"cafile": b["ca"]})
+    assert c.connect() is False
+    c.publish("rb/tls/t", "secret", qos=1)
+    pump(c, until=c.idle, limit_ms=3000)
+    assert _payloads(harness.messages(o, wait_for=1, timeout=5)) == ["secret"]
+    c.disconnect()
+    bad = MQTTClient("rb-tlsbad", "localhost", b["tls_port"], ssl=True,
+                     ssl_params={"cafile": b["bad_ca"]}, backoff_max=60000)  # fmt: skip
+    assert bad.connect() is None  # not raised
+    st = bad.status()
+    assert st["config_error"] and "TLS" in st["last_error"], st
+    assert st["retry_in_ms"] >= 29000, st
