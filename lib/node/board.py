@@ -108,7 +108,7 @@ class Board:
 
     def bus_for(self, scfg):
         """What sensors.make() takes for this sensor config."""
-        from node.config import TYPES
+        from node.schema import TYPES
         kind = TYPES[scfg["type"]][0]
         if kind == "i2c":
             return self.i2c(scfg.get("bus", 0))

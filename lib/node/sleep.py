@@ -13,6 +13,8 @@ is reached, broker or not.
 
 import json
 
+SLEEP_GRACE_MS = 600  # after connecting, time for a retained stay-awake to arrive
+
 _MAGIC = "N1"
 RTC_BYTES = 1800  # of the ESP32's 2048: leave room for the header and the runtime
 
@@ -57,3 +59,40 @@ class RtcStore:
             self.meta["dropped"] = self.meta.get("dropped", 0) + 1
             data = self._encode()
         self.board.rtc_memory(data.encode())
+
+
+def sleeper_step(n, now):
+    """The deep-sleep policy, once per loop step: reads first, then network, then sleep."""
+    c = n.clock
+    # from the reset (main.py's first line): the cap includes booting and importing,
+    # as the battery sees it
+    up = c.ticks_diff(now, n.t_reset)
+    cap = n.sleep_cfg["awake_cap"] * 1000
+    if not n._sleep_reads_done:
+        if all(s.reads or s.errors for s in n.sensors) or up >= cap // 2:
+            n._sleep_reads_done = True
+            n._start_network()
+        return
+    if up >= cap and not n._awake:
+        # Hard cap: broker or not, the battery decides.
+        go_sleep(n, now, up)
+        return
+    if n._awake:
+        return
+    if not n.online() or n._awake_seen_at is None:
+        return
+    if c.ticks_diff(now, n._awake_seen_at) < SLEEP_GRACE_MS:
+        return
+    if n.announcer is not None and n.announcer.pending():
+        return
+    if n._inbox or (n.rtc and n.rtc.recs) or (n.spool and n.spool.depth()) \
+            or not n.mqtt.idle():
+        return
+    go_sleep(n, now, up)
+
+
+def go_sleep(n, now, up):
+    """Sleep for what is left of the interval (at least 1 s)."""
+    iv = n.sleep_cfg["interval"] * 1000
+    ms = iv - up if iv - up > 1000 else 1000
+    n.shutdown("sleep", now, ms)

@@ -1,0 +1,76 @@
+# The node built on fakes (node_fakes): a World holds the clock, board, driver and MQTT fake,
+# and rebuilds the node from the same files (a reboot). Shared by the test_node_app*.py files.
+import json
+import os
+
+import node_fakes as F
+from node import app
+
+
+def _uid():
+    # a per-process number: tests may run in parallel
+    return int.from_bytes(os.urandom(4), "little")
+
+
+_n = [0]
+
+
+def tmp():
+    _n[0] += 1
+    d = "/tmp/node_app_%d_%d" % (_uid(), _n[0])
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+    for f in os.listdir(d):
+        os.remove(d + "/" + f)
+    os.chdir(d)
+    return d
+
+
+def doc(**kw):
+    d = {"version": 1, "board": "sim", "topic": "Erdgeschoss/Wohnzimmer", "interval": 10,
+         "wifi": [{"ssid": "simnet", "password": "secret123"}], "mqtt": {"host": "127.0.0.1"},
+         "discovery": False, "diag": {"interval": 600},
+         "sensors": [{"type": "bme280", "address": "0x76",
+                      "quantities": {"humidity": {"decimals": 1}}}],
+         "time": {"ntp": None}}
+    d.update(kw)
+    return d
+
+
+class World:
+    def __init__(self, d=None, sleeper=None, values=None):
+        tmp()
+        d = d or doc()
+        with open("config.json", "w") as f:
+            json.dump(d, f)
+        self.clock = F.Clock()
+        self.board = F.Board()
+        self.values = values or {"temperature": 21.53, "humidity": 45.26, "pressure": 1013.27}
+        self.drv = F.Sensor(("temperature", "humidity", "pressure"), lambda: dict(self.values))
+        self.mq = None
+        self.node = self.build()
+
+    def build(self):
+        w = self
+
+        def factory(*a, **kw):
+            w.mq = F.MQTT(*a, **kw)
+            return w.mq
+
+        node, reason, problems = app.build(lambda name: self.board, self.clock)
+        node._mqtt_factory = factory
+        node._make_driver = lambda scfg: self.drv
+        node.time.synced = True  # a synced clock: timestamps are the fake epoch
+        self.node = node
+        node.start()
+        return node
+
+    def run(self, ms, step=10):
+        end = self.clock.ms + ms
+        while self.clock.ms < end:
+            self.node.step()
+            self.clock.advance(step)
+
+
