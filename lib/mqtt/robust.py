@@ -234,14 +234,20 @@ class MQTTClient:
         refused (outbox policy for this QoS while offline, or bigger than the outbox)."""
         if qos not in (0, 1, 2):
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
-        # Refuse now what the broker would refuse later: a bad message at the head of the
-        # outbox would otherwise block everything behind it.
+        # A broker drops a client that sends an invalid topic: such a message would stick at
+        # the head of the outbox and kill every connection, so it is refused here.
         if isinstance(topic, str):
-            bad = "#" in topic or "+" in topic
+            bad = "#" in topic or "+" in topic or "\0" in topic  # MQTT-3.3.2-2, MQTT-1.5.3-2
         else:
-            bad = b"#" in topic or b"+" in topic
+            bad = b"#" in topic or b"+" in topic or b"\0" in topic
+            try:
+                topic.decode()  # MQTT-1.5.3-1: UTF-8
+            except ValueError:
+                bad = True
         if bad or not topic or len(topic) > 65535:
-            raise ValueError("publish topic: expected 1..65535 chars, no wildcards: %r" % (topic,))
+            raise ValueError(
+                "publish topic: expected 1..65535 UTF-8 chars, no wildcards: %r" % (topic,)
+            )
         ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
         if ok and self._state == CONNECTED:
             self._flush()

@@ -405,7 +405,7 @@ def test_step_never_blocks_and_idle_reflects_queue():
 def test_bad_topic_refused_at_publish_and_callback_errors_do_not_drop_the_link():
     c, fb, clk, sw = fake_robust()
     c.connect()
-    for t in ("", "a/#", b"a/+/b"):
+    for t in ("", "a/#", b"a/+/b", b"a/\xff", "a\0b"):
         try:
             c.publish(t, "m", qos=1)
         except ValueError as e:
