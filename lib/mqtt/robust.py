@@ -139,6 +139,7 @@ class MQTTClient:
         self._own_sock = "sock_factory" not in kw  # else the factory resolves and connects
         self._tcp = None  # our socket while its non-blocking TCP connect is under way
         self._cb = None
+        self._topic_ok = None  # the last topic object that passed _check_topic
         self.on_connect = None  # f(session_present: bool)
         self.on_disconnect = None  # f(reason: str)
         self._subs = {}  # topic (bytes) -> [qos, sent in the current session]
@@ -236,6 +237,15 @@ class MQTTClient:
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
         # A broker drops a client that sends an invalid topic: such a message would stick at
         # the head of the outbox and kill every connection, so it is refused here.
+        if topic is not self._topic_ok:
+            self._check_topic(topic)
+            self._topic_ok = topic  # the node publishes the same topic objects again and again
+        ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
+        if ok and self._state == CONNECTED:
+            self._flush()
+        return ok
+
+    def _check_topic(self, topic):
         if isinstance(topic, str):
             bad = "#" in topic or "+" in topic or "\0" in topic  # MQTT-3.3.2-2, MQTT-1.5.3-2
         else:
@@ -248,10 +258,6 @@ class MQTTClient:
             raise ValueError(
                 "publish topic: expected 1..65535 UTF-8 chars, no wildcards: %r" % (topic,)
             )
-        ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
-        if ok and self._state == CONNECTED:
-            self._flush()
-        return ok
 
     def subscribe(self, topic, qos=0):
         """Remember a subscription (replayed after every lost session) and send it now if
