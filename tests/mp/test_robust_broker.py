@@ -401,3 +401,26 @@ def test_tls_connects_through_nonblocking_tcp_and_wrong_ca_is_a_config_error():
     st = bad.status()
     assert st["config_error"] and "TLS" in st["last_error"], st
     assert st["retry_in_ms"] >= 29000, st
+
+
+def test_umqtt_robust_example_sub_runs_unchanged_but_the_import():
+    # umqtt.robust's example_sub_robust.py, with our import line and a bounded loop.
+    b = harness.broker()
+    got = []
+
+    def sub_cb(topic, msg):
+        got.append((topic, msg))
+
+    c = MQTTClient("rb-umqtt-example", "127.0.0.1", b["port"])
+    c.DEBUG = True
+    c.set_callback(sub_cb)
+    if not c.connect(clean_session=False):
+        c.subscribe(b"foo_topic")
+    harness.publish(b["port"], "foo_topic", "hello", qos=1)
+    for _ in range(3):
+        if got:
+            break
+        c.wait_msg(timeout_ms=2000)
+    assert got == [(b"foo_topic", b"hello")], got
+    assert c.wait_msg(timeout_ms=100) is False  # nothing more: returns at the timeout
+    c.disconnect()
