@@ -1,14 +1,15 @@
 """Exponential backoff with full jitter, between a lower and an upper bound (milliseconds).
 
-Attempt n (counting from 0) waits a uniformly random time in [lo, min(hi, lo * 2**n)]: the
-ceiling doubles after every failure and the jitter spreads a fleet of nodes that lost the
-same broker, so they do not all come back in the same second. ``slowest()`` is the pace for
-failures that retrying cannot fix (a refused password): near the upper bound, still jittered.
+Attempt n (counting from 0) waits a uniformly random time in [lo, min(hi, lo * 2**(n+1))]:
+the ceiling doubles after every failure, and the jitter (already on the first retry) spreads a
+fleet of nodes that lost the same broker, so they do not all come back in the same second.
+``slowest()`` is the pace for failures that retrying cannot fix (a refused password): near the
+upper bound, still jittered.
 The random source is injectable (``rng(n)`` returns an int in ``[0, n)``) so tests are
 repeatable::
 
     b = Backoff(1000, 300000)
-    delay = b.next()        # 1000 ms the first time, then up to 2000, 4000, ... 300000
+    delay = b.next()        # 1000..2000 ms the first time, then 1000..4000, ... 1000..300000
     b.reset()               # only once a connection has stayed healthy for a while
 """
 
@@ -42,7 +43,7 @@ class Backoff:
 
     def ceiling(self):
         """The upper end of the window for the next delay (ms)."""
-        c = self.lo
+        c = self.lo << 1
         n = self.attempts
         # Double without building a huge integer after thousands of failures.
         while n > 0 and c < self.hi:

@@ -122,14 +122,15 @@ class Switch:
 
 def fake_robust(fb=None, clock=None, **kw):
     """A robust client on a FakeBroker (behind a Switch) with a FakeClock; returns
-    (client, fb, clock, switch). Backoff delays take the top of their window by default."""
+    (client, fb, clock, switch). Backoff delays take the bottom of their window (backoff_min)
+    unless rng is given."""
     from fakebroker import FakeBroker
     from mqtt.robust import MQTTClient
 
     fb = fb or FakeBroker()
     clk = clock or FakeClock(start=1000)
     sw = Switch(fb)
-    kw.setdefault("rng", SeqRNG(1.0))
+    kw.setdefault("rng", SeqRNG(0.0))
     c = MQTTClient(kw.pop("client_id", "cid"), "fake", sock_factory=sw.factory, clock=clk, **kw)
     return c, fb, clk, sw
 

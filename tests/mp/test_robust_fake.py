@@ -48,16 +48,16 @@ def test_connack_refusals_1_2_4_5_are_config_errors_retried_at_slowest_pace():
 
 
 def test_connack_3_server_unavailable_is_transient_with_normal_backoff():
-    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=60000)
+    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=60000, rng=SeqRNG(1.0))
     fb.connack = (0, 3)
     c.connect()
     st = c.status()
     assert not st["config_error"] and "CONNACK 3" in st["last_error"], st
-    assert st["retry_in_ms"] == 1000, st  # first delay: the lower bound
-    _run(c, clk, 1010)
-    assert sw.calls == 2 and 1980 <= c.status()["retry_in_ms"] <= 2000
-    fb.connack = (0, 0)
+    assert st["retry_in_ms"] == 2000, st  # the top of the first window, [1 s, 2 s]
     _run(c, clk, 2010)
+    assert sw.calls == 2 and 3980 <= c.status()["retry_in_ms"] <= 4000
+    fb.connack = (0, 0)
+    _run(c, clk, 4010)
     assert c.is_connected() and c.status()["reconnects"] == 0 and c.status()["connects"] == 1
 
 
@@ -115,9 +115,9 @@ def test_broker_down_long_time_backs_off_within_bounds_then_flushes_in_order():
     # window doubles from 1 s, jitter takes its middle; never faster than the lower bound,
     # never slower than the upper bound (+1 s for the step granularity)
     assert all(1 <= g <= 301 for g in gaps), gaps
-    # the middle of each window: 1.5, 2.5, 4.5 ... s, then 150.5 s at the 300 s ceiling
-    assert gaps[:9] == [2, 3, 5, 9, 17, 33, 65, 129, 151], gaps
-    assert sw.calls <= 60, sw.calls  # no busy loop: 9 + 7200 / 151 attempts
+    # the middle of each window: 2.5, 4.5, 8.5 ... s, then 150.5 s at the 300 s ceiling
+    assert gaps[:8] == [3, 5, 9, 17, 33, 65, 129, 151], gaps
+    assert sw.calls <= 60, sw.calls  # no busy loop: 8 + 7200 / 151 attempts
     assert len(c.outbox) == 20
     sw.up = True
     _run(c, clk, 301000, every=1000)
@@ -128,7 +128,9 @@ def test_broker_down_long_time_backs_off_within_bounds_then_flushes_in_order():
 
 
 def test_healthy_connection_resets_backoff_but_quick_kicks_keep_it_and_are_reported():
-    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=60000, healthy_ms=10000)
+    c, fb, clk, sw = fake_robust(
+        backoff_min=1000, backoff_max=60000, healthy_ms=10000, rng=SeqRNG(1.0)
+    )
     downs = []
     c.on_disconnect = downs.append
     c.connect()
@@ -142,7 +144,7 @@ def test_healthy_connection_resets_backoff_but_quick_kicks_keep_it_and_are_repor
         _run(c, clk, delays[-1] + 10)
         assert c.is_connected()
     # the backoff never reset (10 ms of the delay already passed when it is read)
-    assert delays == [990, 1990, 3990, 7990], delays
+    assert delays == [1990, 3990, 7990, 15990], delays
     assert c.status()["duplicate_id_suspected"]
     assert "duplicate client id" in downs[-1] and "duplicate client id" not in downs[1], downs
     # a connection that lasts resets the pace
@@ -150,7 +152,7 @@ def test_healthy_connection_resets_backoff_but_quick_kicks_keep_it_and_are_repor
     assert not c.status()["duplicate_id_suspected"]
     fb.sock.eof = True
     _run(c, clk, 10)
-    assert c.status()["retry_in_ms"] == 990
+    assert c.status()["retry_in_ms"] == 1990
 
 
 def test_suback_failure_reported_and_not_replayed_on_new_sessions():
