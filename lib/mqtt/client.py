@@ -9,7 +9,8 @@ within 1 x keepalive plus the caller's polling period. Still blocking: DNS (geta
 timeout. Connection faults raise OSError; protocol faults (malformed packet, refusal, TLS
 verification) raise MQTTException; both close the socket. TLS: ssl=True with
 ssl_params={"cafile": path (PEM or DER), "server_hostname": name (default: server),
-"cert_reqs": ssl.CERT_*, "cert"/"key": DER client certificate}, or ssl=an SSLContext.
+"cert_reqs": ssl.CERT_*, "cert"/"key": DER client certificate}, or ssl=an SSLContext. The
+TLS code lives in mqtt/tls.py, imported (with ``ssl``) only when a connection uses it.
 
     from mqtt.client import MQTTClient
     c = MQTTClient("node1", "broker.lan", keepalive=30, max_inflight=8)
@@ -24,7 +25,7 @@ max_inflight=1 (QoS>0 window; 1 = publish returns after the handshake, like umqt
 max_packet=8192 (inbound; larger packets are drained, counted in ``dropped`` and passed to
 on_drop(size), QoS>0 ones still acked), ticks=time.ticks_ms (injectable clock),
 sock_factory=f(client, timeout) -> connected stream (injectable socket), on_ack=f(pid, kind),
-on_drop=f(size), wbuf=256 (bytes preallocated for outgoing packets).
+on_drop=f(size), wbuf=256 (bytes preallocated for outgoing packets and acks; at least 130).
 
 Hooks for a wrapper (lib/mqtt/robust.py):
 - on_ack(pid, kind) is called when an ack completes ``pid``: kind is the packet type
@@ -57,8 +58,11 @@ _PUBCOMP = const(0x70)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
 _PINGRESP = const(0xD0)
+_STREAM = const(1)  # socket.SOCK_STREAM on Linux and lwIP alike
+_POLLIN = const(1)  # select.POLLIN everywhere MicroPython runs
 _RBUF = const(64)
 _RX2_MAX = const(64)
+_len = len  # a module global is found faster than a built-in: used on the hot path
 
 
 class MQTTException(Exception):
@@ -102,16 +106,9 @@ class MQTTClient:
         self.keepalive = keepalive
         self.ssl = ssl
         self.ssl_params = ssl_params
-        self.cb = None
-        self._lw = None
-        self.sock = None
-        self.addr = None
-        self.pid = 0
+        self.cb = self._lw = self.sock = self.addr = None
+        self.pid = self.stray = self.dropped = self.rx_flags = self._dl = 0
         self.inflight = {}
-        self.stray = 0
-        self.dropped = 0
-        self.rx_flags = 0
-        self._dl = 0
         self._rx2 = set()  # inbound QoS 2 ids between PUBREC and PUBREL (exactly once)
         g = kw.get
         self.timeout = g("timeout", 10)
@@ -121,9 +118,10 @@ class MQTTClient:
         self.sock_factory = g("sock_factory")
         self.on_ack = g("on_ack")
         self.on_drop = g("on_drop")
-        self._wb = bytearray(g("wbuf", 256))
+        # Outgoing packets and acks (at least 130 bytes: every PUBLISH with a one-byte
+        # Remaining Length fits); inbound fixed headers, ids and drained bytes.
+        self._wb = bytearray(max(g("wbuf", 256), 130))
         self._rb = bytearray(_RBUF)
-        self._ab = bytearray(4)
 
     def set_callback(self, f):
         self.cb = f
@@ -143,8 +141,8 @@ class MQTTClient:
         else:
             a = self.addr
             if not a:
-                a = self.addr = socket.getaddrinfo(self.server, self.port, 0, socket.SOCK_STREAM)[0]
-            s = socket.socket(a[0], socket.SOCK_STREAM, a[2])
+                a = self.addr = socket.getaddrinfo(self.server, self.port, 0, _STREAM)[0]
+            s = socket.socket(a[0], _STREAM, a[2])
             try:
                 s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: same numbers on Linux and lwIP
             except OSError:
@@ -155,14 +153,18 @@ class MQTTClient:
             if not f:
                 s.connect(a[-1])  # pyright: ignore[reportPossiblyUnboundVariable]
             if self.ssl:
-                s = self._tls(s)
-        except Exception:
+                from .tls import wrap  # lazy: only TLS nodes load ssl and the TLS code
+
+                s = wrap(self, s)
+        except Exception as e:
             s.close()
+            if isinstance(e, ValueError):  # from wrap: TLS verification or configuration
+                raise MQTTException(str(e))
             raise
         self.sock = s
         self._t = int(t * 1000)
-        self._p = select.poll()
-        self._p.register(s, select.POLLIN)
+        p = self._p = select.poll()
+        p.register(s, _POLLIN)
         self.inflight.clear()
         self._pend = False  # a PINGREQ is unanswered
         self._kt = self._ack_t = self._dl = self.ticks()
@@ -196,8 +198,9 @@ class MQTTClient:
             raise MQTTException(b[3])  # 1..5: refused (MQTT 3.2.2.3)
         if not sp:
             self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
-        self._raw.settimeout(self.timeout)
-        self._t = int(self.timeout * 1000)
+        t = self.timeout
+        self._raw.settimeout(t)
+        self._t = int(t * 1000)
         self._kt = self.ticks()
         return sp
 
@@ -205,35 +208,9 @@ class MQTTClient:
         self.begin_connect(clean_session, timeout)
         return self.finish_connect()
 
-    def _tls(self, s):
-        import ssl  # lazy: only TLS nodes pay for it
-
-        c = self.ssl
-        p = self.ssl_params
-        if c is True:
-            c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            ca = p.get("cafile")
-            if ca:  # without one the server is not verified (umqtt's default too)
-                with open(ca, "rb") as f:
-                    ca = f.read()
-                if ca[:5] == b"-----":
-                    # PEM to DER: the Unix port's mbedTLS has no PEM parser; DER loads anywhere.
-                    from binascii import a2b_base64
-
-                    ca = a2b_base64(b"".join(ca.split(b"-----")[2].split()))
-                c.load_verify_locations(cadata=ca)
-            c.verify_mode = p.get("cert_reqs", ssl.CERT_REQUIRED if ca else ssl.CERT_NONE)
-            if "cert" in p:  # client certificate, as umqtt's ssl_params passed it (DER)
-                c.load_cert_chain(p["cert"], p.get("key"))
-        try:
-            return c.wrap_socket(s, server_hostname=p.get("server_hostname", self.server))  # pyright: ignore[reportOptionalMemberAccess]
-        except ValueError as e:  # mbedTLS verify failure (wrong CA/name): configuration, not link
-            raise MQTTException("TLS" + str(e).replace("\n", " "))
-
     def _close(self):
         s = self.sock
-        self.sock = None
-        self._p = None
+        self.sock = self._p = None
         if s:
             try:
                 s.close()
@@ -294,7 +271,7 @@ class MQTTClient:
     def _drain(self, n):
         # Skip n bytes without allocating (oversize inbound packet).
         while n > 0:
-            k = n if n < _RBUF else _RBUF
+            k = min(n, _RBUF)
             self._rd(k)
             n -= k
 
@@ -328,7 +305,7 @@ class MQTTClient:
         self._wr(b, i)
 
     def _ack(self, t, pid):
-        a = self._ab
+        a = self._wb  # free: every packet is written in full before the next is built
         a[0] = t
         a[1] = 2
         a[2] = pid >> 8
@@ -356,26 +333,21 @@ class MQTTClient:
         w = self._t
         if self.inflight:
             w -= ticks_diff(now, self._ack_t)
-            if w <= 0:
-                return self._late()
         k = self.keepalive * 500
         if k:
             d = k - ticks_diff(now, self._kt)
-            if d <= 0:
-                if self._pend:
-                    return self._late()
+            if d <= 0 and not self._pend:
                 self.ping()
                 d = k
             if d < w:
                 w = d
+        if w <= 0:
+            # Overdue, unless input is waiting (it may be the answer): then read it first.
+            for _ in self._p.ipoll(0):  # pyright: ignore[reportOptionalMemberAccess]
+                return 0
+            self._err(ETIMEDOUT)
         self._dl = ticks_add(now, w)
         return w
-
-    def _late(self):
-        # Overdue, unless input is waiting (it may be the answer): then read it first.
-        for _ in self._p.ipoll(0):  # pyright: ignore[reportOptionalMemberAccess]
-            return 0
-        self._err(ETIMEDOUT)
 
     def _step(self, ms=-1):
         # Wait up to ms (or the next deadline) for one packet and process it.
@@ -389,18 +361,15 @@ class MQTTClient:
     def _recv(self):
         b = self._rd(2, 1)
         op = b[0]
-        n = b[1]
-        if n & 0x80:  # Remaining Length continues: at most 4 bytes in all (MQTT 2.2.3)
-            n &= 0x7F
-            sh = 7
-            while True:
-                c = self._rd(1)[0]
-                n |= (c & 0x7F) << sh
-                if not c & 0x80:
-                    break
-                sh += 7
-                if sh > 21:
-                    self._err("bad length")
+        c = b[1]
+        n = c & 0x7F
+        sh = 7
+        while c & 0x80:  # Remaining Length continues: at most 4 bytes in all (MQTT 2.2.3)
+            if sh > 21:
+                self._err("bad length")
+            c = self._rd(1)[0]
+            n |= (c & 0x7F) << sh
+            sh += 7
         t = op & 0xF0
         if t == _PUBLISH:
             self._pub_in(op, n)
@@ -432,10 +401,10 @@ class MQTTClient:
         if t == _PUBREC:
             f[pid] = _PUBCOMP
             self._ack(0x62, pid)  # MQTT-3.6.1-1: PUBREL flags 0010
-            return t
-        del f[pid]
-        if self.on_ack:
-            self.on_ack(pid, t)
+        else:
+            del f[pid]
+            if self.on_ack:
+                self.on_ack(pid, t)
         return t
 
     def _pub_in(self, op, n):
@@ -484,42 +453,58 @@ class MQTTClient:
 
     def publish(self, topic, msg, retain=False, qos=0, pid=0, dup=False):
         # Hot path for QoS 0 with bytes: no allocation, no type check, one clock read, one
-        # write. A str is found when copying it fails, then encoded (QoS 0 has no side
-        # effects to undo); QoS 1/2 convert first because they register the id.
+        # write, straight into the preallocated buffer. A str is found when copying it fails,
+        # then encoded (QoS 0 has no side effects to undo); QoS 1/2 convert first because
+        # they register the id. DUP is only meaningful with QoS > 0 (MQTT-3.3.1-2).
         if qos:
+            if not 0 < qos < 3:
+                raise ValueError(qos)
             topic = _b(topic)
             msg = _b(msg)
-            pid = self._take(qos, pid)
-        elif ticks_diff(self.ticks(), self._dl) >= 0:  # nothing due yet: skip _due
+            # Wait for room in the window (taking acks, bounded by _due), then register the
+            # id as in flight.
             self._due()
-        tl = len(topic)
-        ml = len(msg)
+            while len(self.inflight) >= self.max_inflight:
+                self._step()
+            pid = self._track(pid or self._newpid(), _PUBACK if qos == 1 else _PUBREC)
+            h = _PUBLISH | retain | qos << 1 | dup << 3
+            n = 4  # topic length and packet id
+        else:
+            if ticks_diff(self.ticks(), self._dl) >= 0:  # nothing due yet: skip _due
+                self._due()
+            h = _PUBLISH | retain
+            n = 2
+        tl = _len(topic)
+        ml = _len(msg)
+        n += tl + ml  # Remaining Length
         b = self._wb
-        h = _PUBLISH | dup << 3 | qos << 1 | retain
-        n = tl + ml + (4 if qos else 2)
-        if n < 128:  # the usual sensor reading: no varint loop
+        if n < 128:  # the usual sensor reading: 2-byte fixed header, topic under 128 bytes
             b[0] = h
             b[1] = n
-            i = 2
+            b[2] = 0
+            b[3] = tl
+            i = 4
+            n += 2
         else:
             if tl > 65535:
                 raise ValueError(tl)
+            if n > len(b) - 5:  # a one-off buffer for a big one (not the hot path)
+                b = bytearray(n + 5)
             i = _hdr(b, h, n)
-        n += i
-        if n > len(b):  # bigger than the buffer: a one-off one (not the hot path)
-            b = bytearray(n)
-            b[:i] = self._wb[:i]
-        b[i] = tl >> 8
-        b[i + 1] = tl & 255
-        i += 2 + tl
+            n += i
+            b[i] = tl >> 8
+            b[i + 1] = tl & 255
+            i += 2
+        # n: bytes to write; the topic goes at i, the payload at the end
         try:
-            b[i - tl : i] = topic
+            b[i : i + tl] = topic
             b[n - ml : n] = msg
         except Exception:
             if qos or not (isinstance(topic, str) or isinstance(msg, str)):
                 raise
             return self.publish(_b(topic), _b(msg), retain)
         if qos:
+            i += tl
             b[i] = pid >> 8
             b[i + 1] = pid & 255
         # One write: no Nagle/delayed-ACK stall between pieces (inlined _wr: hot path).
@@ -537,17 +522,6 @@ class MQTTClient:
             while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()
         return pid
-
-    def _take(self, qos, pid):
-        # A QoS 1/2 publish waits for room in the window (taking acks, bounded by _due),
-        # then registers its id as in flight.
-        if not 0 < qos < 3:
-            raise ValueError(qos)
-        self._due()
-        f = self.inflight
-        while len(f) >= self.max_inflight:
-            self._step()
-        return self._track(pid or self._newpid(), _PUBACK if qos == 1 else _PUBREC)
 
     def _track(self, pid, t):
         # Expect ack type t for pid; the ack clock starts when the set stops being empty.

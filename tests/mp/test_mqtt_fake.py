@@ -406,3 +406,56 @@ def test_begin_and_finish_connect_step_wise():
     c.begin_connect(False)
     assert fb.types() == [0x10] and fb.sock.rx  # CONNACK waiting, not yet read
     assert c.finish_connect() == 0
+
+
+def test_plain_connection_never_loads_the_tls_module_or_ssl():
+    import sys
+
+    c, fb = connected()
+    c.publish(b"t", b"m", qos=1)
+    c.disconnect()
+    assert "mqtt.tls" not in sys.modules and "ssl" not in sys.modules
+
+
+class _Ctx:
+    # An SSLContext stand-in: records what the client asked for, or fails like mbedTLS.
+    def __init__(self, fail=None):
+        self.fail = fail
+        self.hostname = None
+
+    def wrap_socket(self, sock, server_hostname=None):
+        self.hostname = server_hostname
+        if self.fail:
+            raise ValueError(self.fail)
+        return sock
+
+
+def test_tls_context_gets_server_hostname_and_wraps_the_link():
+    fb = FakeBroker()
+    ctx = _Ctx()
+    c = MQTTClient("c", "broker.lan", ssl=ctx, sock_factory=fb.factory)
+    assert c.port == 8883 and c.connect() == 0
+    assert ctx.hostname == "broker.lan" and c.sock is fb.sock
+    ctx = _Ctx()
+    params = {"server_hostname": "other.lan"}
+    c = MQTTClient("c", "h", ssl=ctx, ssl_params=params, sock_factory=fb.factory)
+    c.connect()
+    assert ctx.hostname == "other.lan"
+
+
+def test_tls_verification_failure_is_mqttexception_and_closes_the_link():
+    fb = FakeBroker()
+    c = MQTTClient("c", "h", ssl=_Ctx("certificate verify failed\nsecond line"),
+                   sock_factory=fb.factory)
+    e = _raises(MQTTException, c.connect)
+    assert e.code == "TLS certificate verify failed second line", e.code
+    assert fb.sock.closed and c.sock is None
+
+
+def test_tls_ca_file_that_does_not_load_is_mqttexception():
+    # This source file as "cafile": neither PEM nor DER. A configuration fault, not a link one.
+    fb = FakeBroker()
+    c = MQTTClient("c", "h", ssl=True, ssl_params={"cafile": __file__}, sock_factory=fb.factory)
+    e = _raises(MQTTException, c.connect)
+    assert e.code.startswith("TLS "), e.code
+    assert fb.sock.closed and c.sock is None

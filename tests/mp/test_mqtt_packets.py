@@ -148,6 +148,54 @@ def test_publish_fits_buffer_is_one_write():
     assert fb.sock.writes == w + 1
 
 
+def test_publish_remaining_length_127_and_128_around_the_short_header():
+    # 127 is the last Remaining Length with a one-byte encoding, 128 the first with two.
+    for n, rl in ((127, b"\x7f"), (128, b"\x80\x01")):
+        for qos in (0, 1):
+            c, fb = connected(wbuf=16)  # a tiny wbuf still holds every short PUBLISH
+            topic = b"t" * 60
+            msg = b"m" * (n - 62 - 2 * qos)
+            w = fb.sock.writes
+            c.publish(topic, msg, qos=qos)
+            pid = b"\x00\x01" if qos else b""
+            first = b"\x32" if qos else b"\x30"
+            assert fb.sock.writes == w + 1
+            assert fb.sock.tx.endswith(first + rl + b"\x00\x3c" + topic + pid + msg)
+            assert fb.packets[-1] == (first[0], b"\x00\x3c" + topic + pid + msg)
+
+
+def test_publish_topic_of_256_bytes_encodes_both_length_bytes():
+    c, fb = connected()
+    topic = bytes(b"abcdefgh"[i % 8] for i in range(256))
+    c.publish(topic, b"x")
+    assert fb.packets[-1] == (0x30, b"\x01\x00" + topic + b"x")
+
+
+def test_publish_dup_ignored_for_qos0_and_bad_qos_rejected():
+    c, fb = connected()
+    c.publish(b"t", b"m", dup=True)  # MQTT-3.3.1-2: DUP is 0 for QoS 0
+    assert fb.packets[-1] == (0x30, b"\x00\x01tm")
+    for q in (3, -1):
+        _raises(ValueError, c.publish, b"t", b"m", False, q)
+    assert not c.inflight and c.sock is not None
+
+
+def test_publish_bytearray_and_memoryview_arguments():
+    c, fb = connected()
+    c.publish(bytearray(b"a/b"), memoryview(b"xhelloy")[1:6])
+    assert fb.packets[-1] == (0x30, b"\x00\x03a/bhello")
+
+
+def test_ack_written_after_a_publish_from_inside_the_callback():
+    # Acks and PUBLISHes share the write buffer: a callback that publishes must not leave
+    # its bytes in the PUBACK that follows it.
+    c, fb = connected()
+    c.set_callback(lambda t, m: c.publish(b"echo", m))
+    fb.feed(b"\x32\x07\x00\x01a\x12\x34hi")
+    assert c.check_msg() == 0x30
+    assert fb.sock.tx.endswith(b"\x30\x08\x00\x04echohi\x40\x02\x12\x34")
+
+
 def test_subscribe_and_suback():
     c, fb = connected()
     assert c.subscribe(b"a/#", 1) == 1
