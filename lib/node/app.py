@@ -397,7 +397,7 @@ class Node:
                         cf.keep_good(doc, _path("config.lastgood.json"))
                 except OSError:
                     pass
-                _unload("node.config")
+                _unload("node.config", "node.schema", "node.schema_sensors")
 
     def next_wake_ms(self, now):
         """How long the loop may idle before something is due (bounded by 50 ms)."""
@@ -444,9 +444,18 @@ class Node:
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _unload(name):
-    """Forget a module used once (the validator): its heap is worth more than a re-import."""
-    sys.modules.pop(name, None)
+def _unload(*names):
+    """Forget modules used once (the validator): their heap is worth more than a re-import.
+    The package keeps each imported submodule as an attribute: drop that reference too."""
+    import node
+    for name in names:
+        sys.modules.pop(name, None)
+        short = name.rpartition(".")[2]
+        if short in node.__dict__:
+            try:
+                delattr(node, short)
+            except (AttributeError, TypeError):
+                pass
     import gc
     gc.collect()
 

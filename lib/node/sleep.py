@@ -14,6 +14,7 @@ is reached, broker or not.
 import json
 
 SLEEP_GRACE_MS = 600  # after connecting, time for a retained stay-awake to arrive
+CAP_MARGIN_MS = 200  # start going to sleep this much before the cap: shutting down takes a step
 
 _MAGIC = "N1"
 RTC_BYTES = 1800  # of the ESP32's 2048: leave room for the header and the runtime
@@ -73,7 +74,7 @@ def sleeper_step(n, now):
             n._sleep_reads_done = True
             n._start_network()
         return
-    if up >= cap and not n._awake:
+    if up >= cap - CAP_MARGIN_MS and not n._awake:
         # Hard cap: broker or not, the battery decides.
         go_sleep(n, now, up)
         return

@@ -98,11 +98,8 @@ def build(board_factory=None, clock=time, t_reset=None):
         trial = None
     # The validator has done its job: give its heap back before the node allocates.
     del _config
-    import sys
-    sys.modules.pop("node.config", None)
-    import gc
-    gc.collect()
-    from node.app import Node
+    from node.app import Node, _unload
+    _unload("node.config", "node.schema", "node.schema_sensors")
     return (Node(cfg, board, clock, reason, source, problems, guard, trial, t_reset=t_reset),
             reason, problems)
 
