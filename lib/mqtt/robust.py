@@ -136,6 +136,7 @@ class MQTTClient:
         self._c = (client_factory or _Client)(
             client_id, server, port, user, password, keepalive, ssl, ssl_params, **kw
         )
+        self._c.set_callback(self._on_msg)  # wait_msg() notices messages even without one
         self._own_sock = "sock_factory" not in kw  # else the factory resolves and connects
         self._tcp = None  # our socket while its non-blocking TCP connect is under way
         self._cb = None
@@ -213,10 +214,17 @@ class MQTTClient:
         self.step()
         return self._state == CONNECTED
 
-    def disconnect(self):
-        """Send DISCONNECT (if connected) and stop reconnecting; queued messages stay queued
-        and go out after the next connect(). With a clean session, in-flight ones are queued
-        again as new messages."""
+    def disconnect(self, drain_ms=100):
+        """Give queued and in-flight messages up to drain_ms to go out and be acknowledged,
+        send DISCONNECT (if connected) and stop reconnecting. What is left stays queued for the
+        next connect(); with a clean session, in-flight ones are queued again as new messages
+        (so a last "offline" published just before should get its ack within drain_ms)."""
+        t0 = time.ticks_ms()
+        while self._state == CONNECTED and not self.idle():
+            if time.ticks_diff(time.ticks_ms(), t0) >= drain_ms:
+                break
+            self._service(self._clock.ticks_ms())
+            time.sleep_ms(1)
         st = self._state
         self._state = STOPPED
         if st == CONNECTED:

@@ -446,3 +446,19 @@ def test_reconnect_in_a_loop_cannot_defeat_the_backoff():
     c.reconnect()  # while connected: drop and dial again at once, no backoff wait
     _run(c, clk, 20)
     assert c.is_connected() and c.status()["reconnects"] == 1
+
+
+def test_disconnect_drains_in_flight_so_a_last_message_is_not_sent_twice():
+    c, fb, clk, sw = fake_robust(clean_session=True)
+    c.connect()
+    fb.drop = {0x30}  # the PUBACK comes only a moment later
+    c.publish("t/status", "offline", qos=1, retain=True)
+    c.step()
+    assert c.status()["inflight"] == 1
+    fb.drop = set()
+    fb.feed(packet(0x40, u16(publishes(fb)[0][2])))
+    c.disconnect()
+    assert c.idle() and c.status()["state"] == "stopped"
+    assert fb.packets[-1][0] == 0xE0  # DISCONNECT after the ack was taken
+    c.connect()
+    assert len(publishes(fb)) == 1  # not queued again on the new session
