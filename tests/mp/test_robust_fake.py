@@ -462,3 +462,64 @@ def test_disconnect_drains_in_flight_so_a_last_message_is_not_sent_twice():
     assert fb.packets[-1][0] == 0xE0  # DISCONNECT after the ack was taken
     c.connect()
     assert len(publishes(fb)) == 1  # not queued again on the new session
+
+
+def test_subscription_changes_made_offline_reach_a_resumed_session():
+    c, fb, clk, sw = fake_robust(clean_session=False)
+    c.subscribe("a/#", 1)
+    c.subscribe("b/#", 1)
+    c.connect()
+    subs = lambda: [(f, b[4:]) for f, b in fb.packets if f in (0x82, 0xA2)]  # noqa: E731
+    assert subs() == [(0x82, b"a/#\x01"), (0x82, b"b/#\x01")], subs()
+    fb.sock.eof = True
+    _run(c, clk, 10)
+    c.subscribe("c/#", 0)  # while offline
+    c.unsubscribe("b/#")
+    n = len(subs())
+    fb.connack = (1, 0)  # the broker kept a/# and b/#: only the changes are sent
+    _run(c, clk, 2000)
+    assert c.is_connected()
+    assert subs()[n:] == [(0xA2, b"b/#"), (0x82, b"c/#\x00")], subs()[n:]
+    fb.sock.eof = True  # a new session: everything current is replayed, b/# is gone
+    _run(c, clk, 10)
+    fb.connack = (0, 0)
+    n = len(subs())
+    _run(c, clk, 2000)
+    assert subs()[n:] == [(0x82, b"a/#\x01"), (0x82, b"c/#\x00")], subs()[n:]
+
+
+def test_qos0_policy_drop_while_offline_and_clean_session_requeues_inflight():
+    c, fb, clk, sw = fake_robust(policy=("drop", "queue", "queue"))
+    sw.up = False
+    c.connect()
+    assert c.publish("t", "q0", qos=0) is False  # refused while offline, counted
+    assert c.publish("t", "q1", qos=1) is True
+    assert c.status()["drops"] == 1
+    sw.up = True
+    _run(c, clk, 2000)
+    assert [p[4] for p in publishes(fb)] == [b"q1"]
+    fb.drop = {0x30}
+    c.publish("t", "lost-ack", qos=1)
+    c.step()
+    fb.sock.eof = True  # clean session: the unacknowledged message goes again, as new
+    _run(c, clk, 10)
+    assert c.status()["inflight"] == 0 and c.status()["outbox"] == 1
+    fb.drop = set()
+    _run(c, clk, 2000)
+    again = publishes(fb)[-1]
+    assert again[0] == 0 and again[4] == b"lost-ack" and c.idle()
+
+
+def test_station_drop_while_connecting_aborts_the_attempt():
+    wlan = FakeWLAN(up=True)
+    c, fb, clk, sw = fake_robust(wlan=wlan)
+    fb.connack = None  # CONNACK never comes
+    c.connect(wait=False)
+    assert c.status()["state"] == "connecting"
+    wlan.up = False
+    _run(c, clk, 300)
+    assert c.status()["state"] == "link_down" and fb.socks[0].closed
+    fb.connack = (0, 0)
+    wlan.up = True
+    _run(c, clk, 2000)
+    assert c.is_connected()
