@@ -424,3 +424,41 @@ def test_umqtt_robust_example_sub_runs_unchanged_but_the_import():
     assert got == [(b"foo_topic", b"hello")], got
     assert c.wait_msg(timeout_ms=100) is False  # nothing more: returns at the timeout
     c.disconnect()
+
+
+def test_broker_down_long_time_backoff_within_bounds_then_flushes_in_order():
+    # Two hours of outage on a fake clock (1 s per loop turn), real refused connections.
+    from robust_util import FakeClock
+
+    b = harness.broker("rb-longdown")
+    harness.broker_stop("rb-longdown")
+    clk = FakeClock(start=5000)
+    c = MQTTClient("rb-longdown", "127.0.0.1", b["port"], clock=clk, backoff_min=1000,
+                   backoff_max=300000, outbox_msgs=200)  # fmt: skip
+    c.connect(wait=False)
+    times = []
+    last = c.status()["attempts"]
+    for s in range(7200):
+        if s % 60 == 0:
+            c.publish("rb/longdown/t", "%04d" % (s // 60), qos=1)  # a reading a minute
+        c.step()
+        a = c.status()["attempts"]
+        if a != last:
+            times.append(s)
+            last = a
+        clk.advance(1000)
+    gaps = [times[i + 1] - times[i] for i in range(len(times) - 1)]
+    assert all(1 <= g <= 301 for g in gaps), gaps  # within [backoff_min, backoff_max]
+    assert max(gaps[-5:]) > 100, gaps  # it did slow down
+    assert last < 100, last  # no busy loop: a few dozen attempts in two hours
+    assert c.status()["outbox"] == 120 and c.status()["state"] != "connected"
+    harness.broker_start("rb-longdown")
+    o = harness.observe(b["port"], "rb/longdown/#", qos=1)
+    for _ in range(400):  # at most the 300 s ceiling of fake time
+        c.step()
+        if c.is_connected():
+            break
+        clk.advance(1000)
+    pump(c, clock=clk, ms=10, until=c.idle, limit_ms=5000)
+    got = _payloads(harness.messages(o, wait_for=120, timeout=5))
+    assert got == ["%04d" % i for i in range(120)], got[:5]
