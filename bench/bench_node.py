@@ -107,8 +107,14 @@ def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
     (dev / "bench_main.py").write_text(DRIVER)
     env = RUN.node_env(dev, work / "heap" / "state", scen_path, "sim", "20")
     mp = RUN.find_micropython()
-    r = subprocess.run([mp, "bench_main.py", "0", "probe"], cwd=dev, env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [mp, "bench_main.py", "0", "probe"],
+        cwd=dev,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = [x for x in r.stdout.splitlines() if x.startswith("BENCH ")]
     if not line:
         raise RuntimeError("probe failed:\n" + (r.stdout + r.stderr)[-3000:])
@@ -116,12 +122,20 @@ def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
     # The node gets `heap` on top of what the simulated board itself occupies.
     size = sim_base + _kb(heap)
     t0 = time.monotonic()
-    r = subprocess.run([mp, "-X", "heapsize=%d" % size, "bench_main.py", str(cycles)],
-                       cwd=dev, env=env, capture_output=True, text=True, timeout=1200)
+    r = subprocess.run(
+        [mp, "-X", "heapsize=%d" % size, "bench_main.py", str(cycles)],
+        cwd=dev,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     wall = time.monotonic() - t0
     line = [x for x in r.stdout.splitlines() if x.startswith("BENCH ")]
     if not line:
-        raise RuntimeError("node bench failed (exit %d):\n%s" % (r.returncode, (r.stdout + r.stderr)[-3000:]))
+        raise RuntimeError(
+            "node bench failed (exit %d):\n%s" % (r.returncode, (r.stdout + r.stderr)[-3000:])
+        )
     d = eval(line[-1][6:], {"None": None, "True": True, "False": False})  # noqa: S307 - our own repr
     d["wall_s"] = wall
     return d
@@ -149,8 +163,14 @@ def sleep_bench(port: int, work: Path, cycles: int = 5) -> list[dict]:
             if i == 3:
                 proxy.mode("refuse")
             t0 = time.monotonic()
-            r = subprocess.run([RUN.find_micropython(), "main.py"], cwd=dev,
-                               env=env, capture_output=True, text=True, timeout=120)
+            r = subprocess.run(
+                [RUN.find_micropython(), "main.py"],
+                cwd=dev,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             wall = time.monotonic() - t0
             rec = json.loads((state / "boot.json").read_text())
             awake = None
@@ -159,8 +179,16 @@ def sleep_bench(port: int, work: Path, cycles: int = 5) -> list[dict]:
                 awake = (rec["epoch_us"] - rec["sleep_ms"] * 1000 - prev["epoch_us"]) / 1e6
             if os.environ.get("BENCH_DEBUG"):
                 print(r.stdout[-2000:], r.stderr[-2000:])
-            out.append({"cycle": i + 1, "broker": i < 3, "exit": r.returncode, "awake_s": awake,
-                        "cap_s": cap, "real_s": round(wall, 2)})
+            out.append(
+                {
+                    "cycle": i + 1,
+                    "broker": i < 3,
+                    "exit": r.returncode,
+                    "awake_s": awake,
+                    "cap_s": cap,
+                    "real_s": round(wall, 2),
+                }
+            )
             prev = rec
     finally:
         proxy.close()
@@ -168,24 +196,32 @@ def sleep_bench(port: int, work: Path, cycles: int = 5) -> list[dict]:
 
 
 def report_heap(h: dict, args) -> None:
-    print("node heap, lib compiled (.mpy), %s for the node on top of the simulated board's own"
-          " %d B, %d loop cycles (%.1f s simulated, %.1f s real):"
-          % (args.heap, h["sim_base"], args.cycles, h["sim_ms"] / 1000, h["wall_s"]))
-    print("  node after imports + boot: %d B; node high-water %d B of %d B; published %d messages"
-          % (h["imports_and_boot"], h["high_water"], _kb(args.heap), h["published"]))
+    print(
+        "node heap, lib compiled (.mpy), %s for the node on top of the simulated board's own"
+        " %d B, %d loop cycles (%.1f s simulated, %.1f s real):"
+        % (args.heap, h["sim_base"], args.cycles, h["sim_ms"] / 1000, h["wall_s"])
+    )
+    print(
+        "  node after imports + boot: %d B; node high-water %d B of %d B; published %d messages"
+        % (h["imports_and_boot"], h["high_water"], _kb(args.heap), h["published"])
+    )
     print("  allocated after gc every 1000 cycles: %s" % h["samples"])
     s = h["samples"]
     if len(s) >= 2:
         print("  drift first->last sample: %+d B (flat if small and not growing)" % (s[-1] - s[0]))
-    print("  loop step max %d ms (simulated); safe mode: %s; spool depth %d"
-          % (h["loop_max_ms"], h["safe"], h["spool"]))
+    print(
+        "  loop step max %d ms (simulated); safe mode: %s; spool depth %d"
+        % (h["loop_max_ms"], h["safe"], h["spool"])
+    )
     print("  (64-bit Unix port: roughly halve these for the 32-bit ESP32)")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10000)
-    ap.add_argument("--heap", default="160K", help="heap for the node on top of the simulated board")
+    ap.add_argument(
+        "--heap", default="160K", help="heap for the node on top of the simulated board"
+    )
     args = ap.parse_args()
     from tests.fixtures.broker import Broker, make_certs
 
@@ -198,7 +234,10 @@ def main() -> int:
             report_heap(h, args)
         print("deep-sleep cycles (awake cap %d s, 60 s interval, speed 5):" % 10)
         for c in sleep_bench(broker.port, work):
-            print("  cycle %(cycle)d broker=%(broker)s exit=%(exit)s awake=%(awake_s)s s (cap %(cap_s)s s) real=%(real_s)s s" % c)
+            print(
+                "  cycle %(cycle)d broker=%(broker)s exit=%(exit)s awake=%(awake_s)s s"
+                " (cap %(cap_s)s s) real=%(real_s)s s" % c
+            )
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)

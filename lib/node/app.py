@@ -25,21 +25,33 @@ import time
 from node import sensing
 from node.payload import Topics, record
 
-WDT_MS = 60000           # watchdog timeout; fed after every completed loop step
-WIFI_TRY_MS = 20000      # give one network this long before trying the next
-REPLAY_BATCH = 10        # backlog records handed to MQTT per batch
-INBOX = 4                # commands buffered between MQTT callback and loop
-STEP_FAILS_LIMIT = 20    # this many failed steps in a row: stop feeding the watchdog
+WDT_MS = 60000  # watchdog timeout; fed after every completed loop step
+WIFI_TRY_MS = 20000  # give one network this long before trying the next
+REPLAY_BATCH = 10  # backlog records handed to MQTT per batch
+INBOX = 4  # commands buffered between MQTT callback and loop
+STEP_FAILS_LIMIT = 20  # this many failed steps in a row: stop feeding the watchdog
 
 try:
-    from node.version import VERSION as FW
+    from node.version import VERSION as FW  # pyright: ignore[reportMissingImports] - made by build
 except ImportError:
     FW = "dev"
 
 
 class Node:
-    def __init__(self, cfg, board, clock=time, safe_reason=None, source="config", problems=(),
-                 guard=None, trial=None, mqtt_factory=None, sleeper=None, t_reset=None):
+    def __init__(
+        self,
+        cfg,
+        board,
+        clock=time,
+        safe_reason=None,
+        source="config",
+        problems=(),
+        guard=None,
+        trial=None,
+        mqtt_factory=None,
+        sleeper=None,
+        t_reset=None,
+    ):
         self.cfg = cfg
         self.board = board
         self.clock = clock
@@ -47,7 +59,7 @@ class Node:
         self.cfg_source = source
         self.cfg_problems = list(problems)
         self.guard = guard
-        self.trial = trial     # dict when running a set_config that is not confirmed yet
+        self.trial = trial  # dict when running a set_config that is not confirmed yet
         self.fw = FW
         self.topics = Topics(cfg["topic"])
         self.t_boot = clock.ticks_ms()
@@ -62,19 +74,23 @@ class Node:
             for s in cfg["sensors"]:
                 self.sensors.append(sensing.SensorRT(s, self.t_boot))
         from node.timekeep import Timekeeper
+
         t = cfg["time"]
         self.time = Timekeeper(t["ntp"], t["retries"], t["resync"], clock)
         self.spool = None
         if not safe_reason:
             from node.spool import Spool
+
             sp = cfg["spool"]
             self.spool = Spool(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"])
         self.sleep_cfg = cfg["deep_sleep"]
-        self.sleeper = sleeper if sleeper is not None else (
-            self.sleep_cfg["enabled"] and not safe_reason)
+        self.sleeper = (
+            sleeper if sleeper is not None else (self.sleep_cfg["enabled"] and not safe_reason)
+        )
         self.rtc = None
         if self.sleeper:
             from node.sleep import RtcStore
+
             self.rtc = RtcStore(board)
             if self.rtc.meta.get("synced") and board.woke_from_deepsleep():
                 self.time.mark_synced()  # the RTC kept the time through deep sleep
@@ -96,12 +112,12 @@ class Node:
         self._wifi_up = False
         self._wifi_down_since = self.t_boot
         self._wifi_down_total = 0
-        self._awake = False     # a retained stay-awake switch is on
+        self._awake = False  # a retained stay-awake switch is on
         self._awake_seen_at = None
         self.published = 0
         self.started = False
         self._sleep_reads_done = False
-        self._wake = []         # sleeper: readings of this wake not yet published
+        self._wake = []  # sleeper: readings of this wake not yet published
         self._json_due = False
 
     # ---- set-up ----------------------------------------------------------------------------
@@ -122,13 +138,25 @@ class Node:
         make = self._mqtt_factory
         if make is None:
             from mqtt.robust import MQTTClient as make
-        self.mqtt = c = make(self.client_id, m["host"], m["port"], m["user"], m["password"],
-                             m["keepalive"], wlan=self.board.wlan(), clock=self.clock,
-                             connect_timeout=5, backoff_min=1000, backoff_max=60000,
-                             clean_session=True, **kw)
+        self.mqtt = c = make(
+            self.client_id,
+            m["host"],
+            m["port"],
+            m["user"],
+            m["password"],
+            m["keepalive"],
+            wlan=self.board.wlan(),
+            clock=self.clock,
+            connect_timeout=5,
+            backoff_min=1000,
+            backoff_max=60000,
+            clean_session=True,
+            **kw,
+        )
         c.set_callback(self._on_msg)
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
+        # the wrapper declares these as None until set
+        c.on_connect = self._on_connect  # pyright: ignore[reportAttributeAccessIssue]
+        c.on_disconnect = self._on_disconnect  # pyright: ignore[reportAttributeAccessIssue]
         # MQTT-3.1.2-8: the broker says "offline" for us if we vanish without DISCONNECT.
         c.set_last_will(self.topics.status, b"offline", True, 1)
         if self.cfg["commands"]["enabled"]:
@@ -138,6 +166,7 @@ class Node:
         d = self.cfg["discovery"]
         if d["enabled"] and not self.safe_reason and self.sensors:
             from node.discovery import Announcer
+
             self.announcer = Announcer(self.cfg, self.topics, self.mac, self.fw)
             c.subscribe(self.announcer.status_topic, 0)
         self._wifi_connect(self.clock.ticks_ms())
@@ -172,7 +201,11 @@ class Node:
                 self._wifi_down_total += c.ticks_diff(now, self._wifi_down_since)
             else:
                 self._wifi_down_since = now
-        if not up and self._wifi_started is not None and c.ticks_diff(now, self._wifi_started) >= WIFI_TRY_MS:
+        if (
+            not up
+            and self._wifi_started is not None
+            and c.ticks_diff(now, self._wifi_started) >= WIFI_TRY_MS
+        ):
             self._wifi_idx += 1
             self._wifi_connect(now)
 
@@ -206,7 +239,7 @@ class Node:
         try:
             # The wrapper passes (topic, msg); the client keeps the fixed-header flags of the
             # message being delivered (bit 0 = RETAIN).
-            retained = bool(self.mqtt._c.rx_flags & 1)
+            retained = bool(getattr(self.mqtt, "_c").rx_flags & 1)  # noqa: B009 - typing
         except Exception:  # noqa: BLE001
             if rest:
                 retained = bool(rest[0])
@@ -234,9 +267,12 @@ class Node:
         self._pub(self.topics.status, "online", True, 1)
         for s in self.sensors:
             if s.online is not None:
-                self._pub(self.topics.sensor_status(s.name), "online" if s.online else "offline", True, 1)
+                self._pub(
+                    self.topics.sensor_status(s.name), "online" if s.online else "offline", True, 1
+                )
         if not self._info_sent:
             from node import diag
+
             self._info_sent = True
             self._pub(self.topics.info, diag.info(self), True, 1)
         if first and self.announcer is not None and not (self.rtc and self.rtc.meta.get("disc")):
@@ -257,9 +293,9 @@ class Node:
     # ---- backlog -----------------------------------------------------------------------------
     def _replay_step(self):
         m = self.mqtt
-        if not m.idle():
+        if m is None or not m.idle():
             return
-        if self._replay_out:
+        if self._replay_out and self.spool is not None:
             # Everything handed out is acknowledged: it may leave the flash now.
             self.spool.commit()
             self._replay_out = 0
@@ -283,10 +319,17 @@ class Node:
         if self.clock.ticks_diff(now, self.t_boot) >= t["timeout"] * 1000:
             self._log("set_config not confirmed in %d s: reverting" % t["timeout"])
             from node.startup import revert_trial
+
             revert_trial()
             self.trial = None
-            self._pub(self.topics.result, json.dumps(
-                {"ok": False, "cmd": "set_config", "error": "not confirmed in time: reverted"}), False, 1)
+            self._pub(
+                self.topics.result,
+                json.dumps(
+                    {"ok": False, "cmd": "set_config", "error": "not confirmed in time: reverted"}
+                ),
+                False,
+                1,
+            )
             self.shutdown("reset", now)
 
     # ---- shutdown: reboot or deep sleep --------------------------------------------------------
@@ -298,16 +341,24 @@ class Node:
             self._pub(self.topics.status, "sleeping" if kind == "sleep" else "offline", True, 1)
 
     def _shutdown_step(self, now):
-        kind, deadline, ms = self._shutdown
+        sd = self._shutdown
+        if sd is None:
+            return False
+        kind, deadline, ms = sd
         if self.guard is not None and not self.safe_reason and not self._good_marked:
             # Ending the boot on purpose (sleep, commanded reset) is not a failed boot.
             self._good_marked = True
             self.guard.good()
         m = self.mqtt
-        if m is not None and m.is_connected() and not m.idle() and self.clock.ticks_diff(now, deadline) < 0:
+        if (
+            m is not None
+            and m.is_connected()
+            and not m.idle()
+            and self.clock.ticks_diff(now, deadline) < 0
+        ):
             return False
         if m is not None:
-            if m.is_connected() and self._replay_out and m.idle():
+            if m.is_connected() and self._replay_out and m.idle() and self.spool is not None:
                 self.spool.commit()
                 self._replay_out = 0
             m.disconnect()
@@ -340,7 +391,7 @@ class Node:
         try:
             if self._shutdown is not None and self._shutdown_step(now):
                 return
-            if self.started:
+            if self.started and self.mqtt is not None:
                 self._wifi_step(now)
                 self.mqtt.step()
                 if self._just_connected:
@@ -348,6 +399,7 @@ class Node:
                 while self._inbox:
                     topic, msg, retained = self._inbox.pop(0)
                     from node import cmdexec  # lazy: most nodes are rarely commanded
+
                     cmdexec.handle(self, topic, msg, retained, now)
                 self.time.step(now, self._wifi_up)
             if self._shutdown is None:
@@ -365,14 +417,19 @@ class Node:
                     self._replay_step()
                 if c.ticks_diff(now, self._diag_due) >= 0:
                     from node import diag
+
                     self._diag_due = c.ticks_add(now, self.cfg["diag"]["interval"] * 1000)
                     self._pub(self.topics.diag, diag.status(self))
-            if not self._good_marked and c.ticks_diff(now, self.t_boot) >= self.cfg["safe_mode"]["good_after"] * 1000:
+            if (
+                not self._good_marked
+                and c.ticks_diff(now, self.t_boot) >= self.cfg["safe_mode"]["good_after"] * 1000
+            ):
                 self._good_marked = True
                 self._became_good()
             self._trial_step(now)
             if self.sleeper and self._shutdown is None:
                 from node.sleep import sleeper_step
+
                 sleeper_step(self, now)
             self._step_fails = 0
         except Exception as e:  # noqa: BLE001 - count, report, carry on (STYLE 10)
@@ -391,6 +448,7 @@ class Node:
             if self.cfg_source == "config" and self.trial is None:
                 from node import config as cf
                 from node.startup import _path
+
                 doc, _ = cf.load_doc(_path("config.json"), _path("secrets.json"))
                 try:
                     if doc is not None and not cf.validate(doc):
@@ -448,6 +506,7 @@ def _unload(*names):
     """Forget modules used once (the validator): their heap is worth more than a re-import.
     The package keeps each imported submodule as an attribute: drop that reference too."""
     import node
+
     for name in names:
         sys.modules.pop(name, None)
         short = name.rpartition(".")[2]
@@ -457,16 +516,19 @@ def _unload(*names):
             except (AttributeError, TypeError):
                 pass
     import gc
+
     gc.collect()
 
 
 def _crc(s):
     from binascii import crc32
+
     return crc32(s.encode()) & 0xFFFFFFFF
 
 
 def _ssl_context(m):
     import ssl
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if m.get("ca"):
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -480,10 +542,12 @@ def _ssl_context(m):
 def build(board_factory=None, clock=time, t_reset=None):
     """Load config, decide safe mode, return (Node or None, safe-mode reason, problems)."""
     from node import startup
+
     return startup.build(board_factory, clock, t_reset)
 
 
 def main(t_reset=None):
     """Run the node forever (firmware/main.py calls this)."""
     from node import startup
+
     startup.main(t_reset)

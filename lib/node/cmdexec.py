@@ -28,18 +28,27 @@ def handle(n, topic, msg, retained, now):
     if topic != n.topics.cmd:
         return
     from node import commands
+
     names = {}
     for s in n.sensors:
         names[s.name] = list(s.chains)
     cmd, err = commands.parse(bytes(msg), retained, n.cfg["commands"]["max_bytes"], names)
     if cmd is None and err is None:
         return  # retained: a stale command never fires
-    if err:
+    if err or cmd is None:
         n._pub(n.topics.result, commands.result(None, False, error=err), False, 1)
         return
     if n.safe_reason and cmd["cmd"] not in commands.SAFE:
-        n._pub(n.topics.result, commands.result(
-            cmd, False, error="safe mode (%s): only %s" % (n.safe_reason, ", ".join(commands.SAFE))), False, 1)
+        n._pub(
+            n.topics.result,
+            commands.result(
+                cmd,
+                False,
+                error="safe mode (%s): only %s" % (n.safe_reason, ", ".join(commands.SAFE)),
+            ),
+            False,
+            1,
+        )
         return
     try:
         res = run_cmd(n, cmd, now)
@@ -51,6 +60,7 @@ def handle(n, topic, msg, retained, now):
 
 def run_cmd(n, cmd, now):
     from node import commands
+
     name = cmd["cmd"]
     ok = commands.result
     if name == "read":
@@ -59,6 +69,7 @@ def run_cmd(n, cmd, now):
         return ok(cmd, True, sensors=len(n.sensors))
     if name == "status":
         from node import diag
+
         n._pub(n.topics.diag, diag.status(n))
         return ok(cmd, True)
     if name == "interval":
@@ -77,13 +88,15 @@ def run_cmd(n, cmd, now):
                 doc["interval"] = sec
                 for sd in doc.get("sensors", []):
                     sd.pop("interval", None)
+
         err = persist(n, mut)
         return ok(cmd, True, seconds=sec, saved=err is None, **({"note": err} if err else {}))
     if name == "calibrate":
         return calibrate(n, cmd)
     if name == "get_config":
-        return ok(cmd, True, config=commands.redact(n.cfg), source=n.cfg_source,
-                  trial=n.trial is not None)
+        return ok(
+            cmd, True, config=commands.redact(n.cfg), source=n.cfg_source, trial=n.trial is not None
+        )
     if name == "set_config":
         return set_config(n, cmd, now)
     if name == "confirm":
@@ -109,10 +122,13 @@ def run_cmd(n, cmd, now):
 
 def calibrate(n, cmd):
     from node import commands
+
     s = None
     for x in n.sensors:
         if x.name == cmd["sensor"]:
             s = x
+    if s is None:  # parse() checked the name; the sensor list cannot change meanwhile
+        return commands.result(cmd, False, error="no such sensor")
     ch = s.chains[cmd["quantity"]]
     cal = ch.cal
     off, sc, tp = cal.offset, cal.scale, cal.two_point
@@ -141,6 +157,7 @@ def calibrate(n, cmd):
                 qd["offset"], qd["scale"] = off, sc
                 if tp:
                     qd["two_point"] = tp
+
     err = persist(n, mut)
     return commands.result(cmd, True, offset=off, scale=sc, two_point=tp, saved=err is None)
 
@@ -170,6 +187,7 @@ def persist(n, mutate):
 
 def set_config(n, cmd, now):
     from node import commands
+
     cur, err = _config.read_json(_path("config.json"))
     if cur is None or not cmd.get("merge", True):
         new = cmd["config"]
@@ -181,8 +199,9 @@ def set_config(n, cmd, now):
         merged = _config.merge(merged, sec)
     problems = _config.validate(merged)
     if problems:
-        return commands.result(cmd, False, error="invalid config: nothing changed",
-                               problems=problems[:20])
+        return commands.result(
+            cmd, False, error="invalid config: nothing changed", problems=problems[:20]
+        )
     timeout = cmd.get("confirm_timeout") or n.cfg["commands"]["confirm_timeout"]
     # The running config is the one to go back to: make sure a copy exists.
     if n.trial is None and cur is not None:

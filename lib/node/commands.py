@@ -23,8 +23,17 @@ reconnect), an oversized or malformed one gets an error result.
 
 import json
 
-NAMES = ("read", "interval", "calibrate", "get_config", "set_config", "confirm", "reboot",
-         "leave_safe_mode", "status")
+NAMES = (
+    "read",
+    "interval",
+    "calibrate",
+    "get_config",
+    "set_config",
+    "confirm",
+    "reboot",
+    "leave_safe_mode",
+    "status",
+)
 # Allowed in safe mode: network, MQTT, status and config commands only.
 SAFE = ("get_config", "set_config", "confirm", "reboot", "leave_safe_mode", "status")
 
@@ -47,7 +56,10 @@ def parse(msg, retained=False, max_bytes=2048, sensors=None):
     if text and text[0] != "{":
         if text in NAMES:
             return {"cmd": text}, None
-        return None, 'expected a JSON object like {"cmd": "read"} or a command name (%s)' % ", ".join(NAMES)
+        return (
+            None,
+            'expected a JSON object like {"cmd": "read"} or a command name (%s)' % ", ".join(NAMES),
+        )
     try:
         c = json.loads(text)
     except (ValueError, TypeError):
@@ -79,24 +91,41 @@ def _check_args(c, sensors):
         qn = c.get("quantity")
         if not isinstance(qn, str) or (qs is not None and qn not in qs):
             return "quantity: expected one of %s, got %s" % (
-                ", ".join(qs) if qs else "the sensor's quantities", json.dumps(qn))
+                ", ".join(qs) if qs else "the sensor's quantities",
+                json.dumps(qn),
+            )
         keys = [k for k in ("offset", "scale", "two_point", "reference") if k in c]
         if not keys:
             return "expected one of offset, scale, two_point or reference"
         for k in keys:
             v = c[k]
             if k == "two_point":
-                ok = (isinstance(v, list) and len(v) == 2 and all(
-                    isinstance(p, list) and len(p) == 2 and _num(p[0]) and _num(p[1]) for p in v)
-                    and v[0][0] != v[1][0])
+                ok = (
+                    isinstance(v, list)
+                    and len(v) == 2
+                    and all(
+                        isinstance(p, list) and len(p) == 2 and _num(p[0]) and _num(p[1]) for p in v
+                    )
+                    and v[0][0] != v[1][0]
+                )
                 if not ok:
-                    return "two_point: expected [[raw, true], [raw, true]] with different raw values, got %s" % json.dumps(v)
+                    return (
+                        "two_point: expected [[raw, true], [raw, true]] with different raw"
+                        " values, got %s" % json.dumps(v)
+                    )
             elif not _num(v) or (k == "scale" and v == 0):
-                return "%s: expected a %snumber, got %s" % (k, "non-zero " if k == "scale" else "", json.dumps(v))
+                return "%s: expected a %snumber, got %s" % (
+                    k,
+                    "non-zero " if k == "scale" else "",
+                    json.dumps(v),
+                )
     elif name == "set_config":
         v = c.get("config")
         if not isinstance(v, dict):
-            return 'config: expected an object (the whole config or a part of it), got %s' % json.dumps(v)
+            return (
+                "config: expected an object (the whole config or a part of it), got %s"
+                % json.dumps(v)
+            )
         m = c.get("merge", True)
         if not isinstance(m, bool):
             return "merge: expected true or false, got %s" % json.dumps(m)

@@ -15,8 +15,20 @@ Command line (Unix port or device REPL), exit 1 when there are problems, 2 on ba
 
 import json
 
-from node.schema import (DECIMALS, FILTERS, RESERVED, SUBTOPIC, TYPES, VERSION,  # noqa: F401
-                         _Checker, _slug_ok, _topic_ok, parse_i2c_address)
+# Re-exported: config.TYPES, config.parse_i2c_address ... are part of this module's interface.
+from node.schema import (  # noqa: F401
+    DECIMALS,
+    FILTERS,
+    RESERVED,
+    SUBTOPIC,
+    TYPES,
+    VERSION,
+    _Checker,
+    _slug_ok,
+    _topic_ok,
+    parse_i2c_address,
+)
+
 
 def _section(c, doc, key, allowed):
     v = doc.get(key, {})
@@ -32,14 +44,37 @@ def _section(c, doc, key, allowed):
 def check(doc, board_pins=None):
     """Validate `doc`; return (messages, normalized copy with defaults)."""
     from node.schema_sensors import check_sensor as _sensor
+
     c = _Checker()
     out = {}
     if not isinstance(doc, dict):
         c.bad("(top)", "a JSON object {...}", doc)
         return c.msgs, None
-    c.extra("", doc, ("version", "board", "name", "topic", "area", "interval", "json", "wifi",
-                      "mqtt", "sensors", "discovery", "deep_sleep", "spool", "diag",
-                      "safe_mode", "time", "commands", "$schema", "comment"))
+    c.extra(
+        "",
+        doc,
+        (
+            "version",
+            "board",
+            "name",
+            "topic",
+            "area",
+            "interval",
+            "json",
+            "wifi",
+            "mqtt",
+            "sensors",
+            "discovery",
+            "deep_sleep",
+            "spool",
+            "diag",
+            "safe_mode",
+            "time",
+            "commands",
+            "$schema",
+            "comment",
+        ),
+    )
     v = doc.get("version")
     if v is None:
         c.missing("version", "the schema version %d" % VERSION)
@@ -99,8 +134,11 @@ def check(doc, board_pins=None):
                     c.string(p + ".ssid", net["ssid"], 1, 32)
                 pw = net.get("password", "")
                 if not isinstance(pw, str) or not (len(pw) == 0 or 8 <= len(pw) <= 64):
-                    c.bad(p + ".password", "a WPA password of 8..63 characters (or \"\" for an open network)",
-                          "<%d characters>" % len(pw) if isinstance(pw, str) else pw)
+                    c.bad(
+                        p + ".password",
+                        'a WPA password of 8..63 characters (or "" for an open network)',
+                        "<%d characters>" % len(pw) if isinstance(pw, str) else pw,
+                    )
                 nw.append({"ssid": net.get("ssid"), "password": pw})
     out["wifi"] = nw
 
@@ -110,14 +148,22 @@ def check(doc, board_pins=None):
     if m is None:
         c.missing("mqtt", 'an object like {"host": "192.168.1.10"}')
         m = {}
-    if c.obj("mqtt", m, ("host", "port", "user", "password", "tls", "ca", "keepalive",
-                         "client_id", "qos")):
+    if c.obj(
+        "mqtt",
+        m,
+        ("host", "port", "user", "password", "tls", "ca", "keepalive", "client_id", "qos"),
+    ):
         h = m.get("host")
         hform = 'a broker host name or IP address like "192.168.1.10"'
         if h is None:
             c.missing("mqtt.host", hform)
-        elif not (isinstance(h, str) and 1 <= len(h) <= 253 and " " not in h and "/" not in h
-                  and ":" not in h):
+        elif not (
+            isinstance(h, str)
+            and 1 <= len(h) <= 253
+            and " " not in h
+            and "/" not in h
+            and ":" not in h
+        ):
             c.bad("mqtt.host", hform, h)
         nm["host"] = h
         tls = m.get("tls", False)
@@ -145,7 +191,11 @@ def check(doc, board_pins=None):
         cid = m.get("client_id")
         if cid is not None:
             if not (isinstance(cid, str) and 1 <= len(cid) <= 23 and _slug_ok(cid.lower())):
-                c.bad("mqtt.client_id", "1..23 characters a-z, A-Z, 0-9, _ or - (or leave it out for one from the MAC)", cid)
+                c.bad(
+                    "mqtt.client_id",
+                    "1..23 characters a-z, A-Z, 0-9, _ or - (or leave it out for one from the MAC)",
+                    cid,
+                )
         nm["client_id"] = cid
         q = m.get("qos", 1)
         if q not in (0, 1) or isinstance(q, bool):
@@ -175,8 +225,10 @@ def check(doc, board_pins=None):
             if s.get("address") is not None:
                 k = (s["bus"], s["address"])
                 if k in seen:
-                    c.msgs.append("sensors[%d].address: 0x%02x is already used by %s on bus %d"
-                                  % (i, s["address"], seen[k], s["bus"]))
+                    c.msgs.append(
+                        "sensors[%d].address: 0x%02x is already used by %s on bus %d"
+                        % (i, s["address"], seen[k], s["bus"])
+                    )
                 seen[k] = s["name"]
     out["sensors"] = ns
 
@@ -300,6 +352,7 @@ def save_json(path, doc):
     with open(tmp, "w") as f:
         json.dump(doc, f)
     import os
+
     try:
         os.remove(path)
     except OSError:
@@ -307,8 +360,9 @@ def save_json(path, doc):
     os.rename(tmp, path)
 
 
-def load(path="config.json", secrets="secrets.json", lastgood="config.lastgood.json",
-         board_pins=None):
+def load(
+    path="config.json", secrets="secrets.json", lastgood="config.lastgood.json", board_pins=None
+):
     """Load the node config.
 
     Returns (cfg, source, problems): cfg normalized or None; source is "config", "lastgood"
@@ -351,4 +405,5 @@ def main(argv):
 
 if __name__ == "__main__":
     import sys
+
     sys.exit(main(sys.argv[1:]))

@@ -1,8 +1,8 @@
 """Diagnostics: the periodic status document and the retained per-boot info document.
 
-    from node import diag
-    text = diag.status(node)      # JSON text for <base>/diag
-    text = diag.info(node)        # JSON text for <base>/info (retained, once per boot)
+from node import diag
+text = diag.status(node)      # JSON text for <base>/diag
+text = diag.info(node)        # JSON text for <base>/info (retained, once per boot)
 """
 
 import gc

@@ -27,9 +27,22 @@ CLASSES = {
     "total": (None, None),
 }
 
-_TRANSLIT = {"\u00e4": "ae", "\u00f6": "oe", "\u00fc": "ue", "\u00df": "ss", "\u00c4": "ae",
-             "\u00d6": "oe", "\u00dc": "ue", "\u00e9": "e", "\u00e8": "e", "\u00e0": "a",
-             "\u00e7": "c", "\u00f8": "oe", "\u00e5": "aa", "\u00e6": "ae"}
+_TRANSLIT = {
+    "\u00e4": "ae",
+    "\u00f6": "oe",
+    "\u00fc": "ue",
+    "\u00df": "ss",
+    "\u00c4": "ae",
+    "\u00d6": "oe",
+    "\u00dc": "ue",
+    "\u00e9": "e",
+    "\u00e8": "e",
+    "\u00e0": "a",
+    "\u00e7": "c",
+    "\u00f8": "oe",
+    "\u00e5": "aa",
+    "\u00e6": "ae",
+}
 
 
 def slug(s):
@@ -66,8 +79,9 @@ def payload(cfg, topics, mac_hex, sensor, quantity, q, fw="0", interval=None):
         if cfg["deep_sleep"]["enabled"]:
             interval = max(interval, cfg["deep_sleep"]["interval"])
     d = {
-        "name": quantity[0].upper() + quantity[1:] + (
-            "" if len(cfg["sensors"]) < 2 else " " + sensor["name"]),
+        "name": quantity[0].upper()
+        + quantity[1:]
+        + ("" if len(cfg["sensors"]) < 2 else " " + sensor["name"]),
         "unique_id": unique_id(mac_hex, sensor["name"], quantity),
         "state_topic": topics.value(q["topic"]),
         "availability": [
@@ -85,7 +99,7 @@ def payload(cfg, topics, mac_hex, sensor, quantity, q, fw="0", interval=None):
             "suggested_area": cfg["area"],
             "model": cfg["board"],
             "sw_version": fw,
-            "connections": [["mac", ":".join(mac_hex[i:i + 2] for i in range(0, 12, 2))]],
+            "connections": [["mac", ":".join(mac_hex[i : i + 2] for i in range(0, 12, 2))]],
         },
     }
     if dc:
@@ -107,8 +121,8 @@ class Announcer:
         self.topics = topics
         self.mac = mac_hex
         self.fw = fw
-        self._due = None      # ticks_ms when the next round starts; None = nothing planned
-        self._i = 0           # index into the flattened list
+        self._due = None  # ticks_ms when the next round starts; None = nothing planned
+        self._i = 0  # index into the flattened list
         self._items = []
         for s in cfg["sensors"]:
             for qn in s["quantities"]:
@@ -118,6 +132,7 @@ class Announcer:
         self.rounds = 0
         if rand is None:
             import random
+
             rand = random.getrandbits
         self._rand = rand
 
@@ -127,6 +142,7 @@ class Announcer:
 
     def schedule(self, now, delay_ms=0):
         from time import ticks_add
+
         self._due = ticks_add(now, delay_ms)
         self._i = 0
 
@@ -141,6 +157,7 @@ class Announcer:
     def step(self, now):
         """(topic, payload) to publish retained now, or None."""
         from time import ticks_diff
+
         if self._due is None or ticks_diff(now, self._due) < 0:
             return None
         if self._i >= len(self._items):
@@ -149,5 +166,7 @@ class Announcer:
             return None
         s, qn, q = self._items[self._i]
         self._i += 1
-        return (config_topic(self.cfg["discovery"]["prefix"], self.mac, s["name"], qn),
-                payload(self.cfg, self.topics, self.mac, s, qn, q, self.fw))
+        return (
+            config_topic(self.cfg["discovery"]["prefix"], self.mac, s["name"], qn),
+            payload(self.cfg, self.topics, self.mac, s, qn, q, self.fw),
+        )

@@ -107,8 +107,8 @@ class Chain:
                 self._throttle = f["seconds"]
             elif t == "heartbeat":
                 self._heartbeat = f["seconds"]
-        self.last_value = None   # last value published
-        self.last_time = None    # when (seconds, caller's clock)
+        self.last_value = None  # last value published
+        self.last_time = None  # when (seconds, caller's clock)
         self.rejected = 0
 
     def reset(self):
@@ -127,11 +127,11 @@ class Chain:
         for t, st in self._steps:
             if t == "median":
                 st.push(v)
-                s = sorted(st.buf[:st.n])
+                s = sorted(st.buf[: st.n])
                 v = s[st.n // 2] if st.n % 2 else (s[st.n // 2 - 1] + s[st.n // 2]) / 2
             elif t == "average":
                 st.push(v)
-                v = sum(st.buf[:st.n]) / st.n
+                v = sum(st.buf[: st.n]) / st.n
             elif t == "ema":
                 st[1] = v if st[1] is None else st[0] * v + (1 - st[0]) * st[1]
                 v = st[1]
@@ -149,13 +149,10 @@ class Chain:
     def gate(self, v, now):
         """True when `v` should be published at `now` (seconds); records it if so."""
         lt = self.last_time
-        if lt is None:
-            ok = True
-        elif self._heartbeat is not None and now - lt >= self._heartbeat:
-            ok = True
-        elif self._throttle is not None and now - lt < self._throttle:
-            ok = False
-        elif self._delta is not None and abs(v - self.last_value) < self._delta:
+        hb, thr, dl = self._heartbeat, self._throttle, self._delta
+        if lt is None or (hb is not None and now - lt >= hb):
+            ok = True  # first value, or the heartbeat is due whatever the others say
+        elif thr is not None and now - lt < thr or dl is not None and abs(v - self.last_value) < dl:
             ok = False
         else:
             ok = True

@@ -17,14 +17,14 @@ class Topics:
 
     def __init__(self, base):
         self.base = base
-        self.status = base + "/status"        # node availability: online/offline/sleeping
-        self.json = base + "/json"            # optional document with all values
-        self.backlog = base + "/backlog"      # replayed spool records (never the live topics)
-        self.cmd = base + "/cmd"              # commands in
-        self.awake = base + "/cmd/awake"      # retained "stay awake" switch for sleepers
-        self.result = base + "/result"        # command results out
-        self.diag = base + "/diag"            # periodic diagnostics
-        self.info = base + "/info"            # retained, once per boot
+        self.status = base + "/status"  # node availability: online/offline/sleeping
+        self.json = base + "/json"  # optional document with all values
+        self.backlog = base + "/backlog"  # replayed spool records (never the live topics)
+        self.cmd = base + "/cmd"  # commands in
+        self.awake = base + "/cmd/awake"  # retained "stay awake" switch for sleepers
+        self.result = base + "/result"  # command results out
+        self.diag = base + "/diag"  # periodic diagnostics
+        self.info = base + "/info"  # retained, once per boot
 
     def value(self, sub):
         return self.base + "/" + sub

@@ -36,6 +36,7 @@ class BootGuard:
             with open(tmp, "w") as f:
                 json.dump(self.state, f)
             import os
+
             os.rename(tmp, self.path)
         except OSError:
             pass  # a read-only or full filesystem must not stop the boot
@@ -58,7 +59,7 @@ class BootGuard:
         elif st.get("bad", 0) >= bad_boots:
             reason = "%d boots in a row failed before becoming healthy" % st["bad"]
         if reason is None:
-            st["bad"] = st.get("bad", 0) + 1   # undone by good()
+            st["bad"] = st.get("bad", 0) + 1  # undone by good()
         self._save()
         self.reason = reason
         return reason

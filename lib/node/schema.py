@@ -38,8 +38,16 @@ SUBTOPIC = {
     "count": "Count",
     "total": "Total",
 }
-DECIMALS = {"temperature": 1, "humidity": 0, "pressure": 1, "illuminance": 0, "voltage": 2,
-            "state": 0, "count": 0, "total": 3}
+DECIMALS = {
+    "temperature": 1,
+    "humidity": 0,
+    "pressure": 1,
+    "illuminance": 0,
+    "voltage": 2,
+    "state": 0,
+    "count": 0,
+    "total": 3,
+}
 
 FILTERS = ("median", "average", "ema", "delta", "throttle", "heartbeat", "clamp", "round")
 
@@ -71,7 +79,9 @@ class _Checker:
     def extra(self, path, obj, allowed):
         for k in obj:
             if k not in allowed:
-                self.msgs.append("%s: unknown key (allowed: %s)" % (_join(path, k), ", ".join(allowed)))
+                self.msgs.append(
+                    "%s: unknown key (allowed: %s)" % (_join(path, k), ", ".join(allowed))
+                )
 
     def obj(self, path, v, allowed=None):
         if not isinstance(v, dict):

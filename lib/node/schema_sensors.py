@@ -1,12 +1,23 @@
 """Schema of one entry of config.json "sensors": type, wiring, quantities, calibration, filters.
 
-    from node.schema import _Checker
-    from node.schema_sensors import check_sensor
-    c = _Checker(); out = check_sensor(c, "sensors[0]", {"type": "bme280"}, [], {}, None)
+from node.schema import _Checker
+from node.schema_sensors import check_sensor
+c = _Checker(); out = check_sensor(c, "sensors[0]", {"type": "bme280"}, [], {}, None)
 """
 
-from node.schema import (DECIMALS, FILTERS, RESERVED, SUBTOPIC, TYPES, _I2C_FORM, _num,
-                         _slug_ok, _topic_ok, parse_i2c_address)
+from node.schema import (
+    DECIMALS,
+    FILTERS,
+    RESERVED,
+    SUBTOPIC,
+    TYPES,
+    _I2C_FORM,
+    _num,
+    _slug_ok,
+    _topic_ok,
+    parse_i2c_address,
+)
+
 
 def _check_filter(c, path, f, out):
     if not c.obj(path, f):
@@ -18,11 +29,14 @@ def _check_filter(c, path, f, out):
         else:
             c.missing(path + ".type", "one of " + ", ".join(FILTERS))
         return
-    n = {"type": t}
+    n = {}
+    n["type"] = t
     if t in ("median", "average"):
         c.extra(path, f, ("type", "size"))
         v = f.get("size", 5 if t == "median" else 4)
-        if t == "median" and not (isinstance(v, int) and not isinstance(v, bool) and v % 2 == 1 and 3 <= v <= 15):
+        if t == "median" and not (
+            isinstance(v, int) and not isinstance(v, bool) and v % 2 == 1 and 3 <= v <= 15
+        ):
             c.bad(path + ".size", "an odd integer 3..15", v)
         elif t == "average":
             c.integer(path + ".size", v, 2, 32)
@@ -76,8 +90,16 @@ def _check_filter(c, path, f, out):
 
 
 def _check_quantity(c, path, q, qname, out, used_topics):
-    allowed = ("topic", "decimals", "offset", "scale", "two_point", "filters", "publish",
-               "recompute")
+    allowed = (
+        "topic",
+        "decimals",
+        "offset",
+        "scale",
+        "two_point",
+        "filters",
+        "publish",
+        "recompute",
+    )
     if q is False:
         out["publish"] = False
         return
@@ -213,7 +235,11 @@ def check_sensor(c, path, s, names, used_topics, board_pins):
         qs = {}
     for k in qs:
         if k not in quantities:
-            c.bad("%s.quantities.%s" % (path, k), "a quantity of %s (%s)" % (t, ", ".join(quantities)), k)
+            c.bad(
+                "%s.quantities.%s" % (path, k),
+                "a quantity of %s (%s)" % (t, ", ".join(quantities)),
+                k,
+            )
     for qn in quantities:
         qo = {}
         _check_quantity(c, "%s.quantities.%s" % (path, qn), qs.get(qn, {}), qn, qo, used_topics)

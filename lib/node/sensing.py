@@ -27,13 +27,13 @@ class SensorRT:
                 self.chains[qn] = Chain(q)
         self.interval_ms = scfg["interval"] * 1000
         self.due = now
-        self.ready = None      # ticks_ms when a started conversion can be read
+        self.ready = None  # ticks_ms when a started conversion can be read
         self.errors = 0
         self.consec = 0
-        self.online = None     # unknown until the first read
+        self.online = None  # unknown until the first read
         self.last_error = None
         self.reads = 0
-        self.latest = {}       # sub -> formatted text of the last good value
+        self.latest = {}  # sub -> formatted text of the last good value
 
 
 def sensor_step(n, s, now):
@@ -41,8 +41,12 @@ def sensor_step(n, s, now):
     if s.ready is None:
         if c.ticks_diff(now, s.due) < 0:
             return
-        if (not n.sleeper and not n._connected_once and n.started
-                and c.ticks_diff(now, n.t_boot) < BOOT_GRACE_MS):
+        if (
+            not n.sleeper
+            and not n._connected_once
+            and n.started
+            and c.ticks_diff(now, n.t_boot) < BOOT_GRACE_MS
+        ):
             return  # the first readings of a boot go live, not to the backlog
         s.due = c.ticks_add(s.due, s.interval_ms)
         if c.ticks_diff(s.due, now) <= 0:  # fell behind (long outage of the loop): resync
@@ -68,6 +72,7 @@ def sensor_step(n, s, now):
 
 def make_driver(n, scfg):
     import sensors
+
     kw = dict(scfg.get("params") or {})
     if scfg.get("address") is not None:
         kw["address"] = scfg["address"]
@@ -99,8 +104,13 @@ def sensor_ok(n, s, raw, now):
     s.consec = 0
     s.reads += 1
     qs = s.cfg["quantities"]
-    if ("humidity" in raw and "temperature" in raw and "humidity" in s.chains
-            and "temperature" in s.chains and qs["humidity"].get("recompute", True)):
+    if (
+        "humidity" in raw
+        and "temperature" in raw
+        and "humidity" in s.chains
+        and "temperature" in s.chains
+        and qs["humidity"].get("recompute", True)
+    ):
         cal = s.chains["temperature"].cal
         t = raw["temperature"]
         if not cal.is_identity() and t is not None and raw["humidity"] is not None:
@@ -144,7 +154,8 @@ def emit(n, s, pairs, now):
 
 
 def converting(n):
-    for s in n.sensors:
+    # a plain loop: any() over a generator would allocate on every loop step
+    for s in n.sensors:  # noqa: SIM110
         if s.ready is not None:
             return True
     return False

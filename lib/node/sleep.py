@@ -86,8 +86,7 @@ def sleeper_step(n, now):
         return
     if n.announcer is not None and n.announcer.pending():
         return
-    if n._inbox or (n.rtc and n.rtc.recs) or (n.spool and n.spool.depth()) \
-            or not n.mqtt.idle():
+    if n._inbox or (n.rtc and n.rtc.recs) or (n.spool and n.spool.depth()) or not n.mqtt.idle():
         return
     go_sleep(n, now, up)
 

@@ -47,19 +47,19 @@ class Spool:
         self.seg_bytes = max(256, max_bytes // _SEGMENTS)
         self.batch = min(batch, ram)
         self._ram = []
-        self.dropped = 0       # records lost to overflow (persisted in the .pos file)
-        self.corrupt = 0       # torn/corrupt lines skipped on replay
-        self.writes = 0        # flash append operations (for diagnostics and the bench)
-        self.errors = 0        # flash write failures (records then stay in RAM)
-        self._reserved = 0     # records handed out by peek() and not yet committed
+        self.dropped = 0  # records lost to overflow (persisted in the .pos file)
+        self.corrupt = 0  # torn/corrupt lines skipped on replay
+        self.writes = 0  # flash append operations (for diagnostics and the bench)
+        self.errors = 0  # flash write failures (records then stay in RAM)
+        self._reserved = 0  # records handed out by peek() and not yet committed
         d = path.rfind("/")
         self._dir = path[:d] if d >= 0 else ""
-        self._base = path[d + 1:]
-        self._segs = []        # segment numbers present, ascending
+        self._base = path[d + 1 :]
+        self._segs = []  # segment numbers present, ascending
         self._sizes = {}
         self._pos_seg = 0
         self._pos_off = 0
-        self._count = 0        # unread records on flash (from the read position)
+        self._count = 0  # unread records on flash (from the read position)
         self._open()
 
     # -- files ---------------------------------------------------------------------------
@@ -70,7 +70,7 @@ class Spool:
         prefix = self._base + "."
         for name in os.listdir(self._dir or "."):
             if name.startswith(prefix):
-                tail = name[len(prefix):]
+                tail = name[len(prefix) :]
                 if tail.isdigit():
                     self._segs.append(int(tail))
         self._segs.sort()

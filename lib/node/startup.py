@@ -1,8 +1,8 @@
 """Start-up: config (with last-good), safe-mode decision, set-config trial, and the Node.
 
-    from node import startup
-    node, reason, problems = startup.build()
-    node.run()
+from node import startup
+node, reason, problems = startup.build()
+node.run()
 """
 
 import time
@@ -18,6 +18,7 @@ def _path(name):
 
 def _remove(p):
     import os
+
     try:
         os.remove(p)
     except OSError:
@@ -27,6 +28,7 @@ def _remove(p):
 def revert_trial():
     """Put the config from before an unconfirmed set_config back."""
     import os
+
     try:
         os.stat(_path("config.json.bak"))
         _remove(_path("config.json"))
@@ -39,6 +41,7 @@ def revert_trial():
 def _trial_state():
     """The trial marker of an unconfirmed set_config (counting boots), or None."""
     from node import config as _config
+
     t, _ = _config.read_json(_path("config.trial"))
     if not isinstance(t, dict):
         return None
@@ -56,8 +59,14 @@ def salvage(doc):
     if not isinstance(doc, dict):
         return None
     from node import config as _config
-    probe = {"version": 1, "board": "esp32-devkitc", "topic": doc.get("topic", "node"),
-             "wifi": doc.get("wifi"), "mqtt": doc.get("mqtt")}
+
+    probe = {
+        "version": 1,
+        "board": "esp32-devkitc",
+        "topic": doc.get("topic", "node"),
+        "wifi": doc.get("wifi"),
+        "mqtt": doc.get("mqtt"),
+    }
     cfg = _config.normalize(probe)
     if cfg is None:
         probe["topic"] = "node"
@@ -71,13 +80,16 @@ def build(board_factory=None, clock=time, t_reset=None):
     """Load config, decide safe mode, and return a ready Node (not started)."""
     from node import config as _config
     from node.safemode import BootGuard
+
     trial = _trial_state()
-    cfg, source, problems = _config.load(_path("config.json"), _path("secrets.json"),
-                                         _path("config.lastgood.json"))
+    cfg, source, problems = _config.load(
+        _path("config.json"), _path("secrets.json"), _path("config.lastgood.json")
+    )
     guard = BootGuard(_path("bootstate.json"))
     name = cfg["board"] if cfg else "esp32-devkitc"
     if board_factory is None:
         from node.board import Board
+
         board_factory = Board.load
     board = board_factory(name)
     held = cfg is None or cfg["safe_mode"]["button"]
@@ -99,9 +111,15 @@ def build(board_factory=None, clock=time, t_reset=None):
     # The validator has done its job: give its heap back before the node allocates.
     del _config
     from node.app import Node, _unload
+
     _unload("node.config", "node.schema", "node.schema_sensors")
-    return (Node(cfg, board, clock, reason, source, problems, guard, trial, t_reset=t_reset),
-            reason, problems)
+    return (
+        Node(
+            cfg, board, clock, reason, source or "config", problems, guard, trial, t_reset=t_reset
+        ),
+        reason,
+        problems,
+    )
 
 
 def main(t_reset=None):
@@ -113,8 +131,10 @@ def main(t_reset=None):
         while True:
             time.sleep(30)
             from node import config as _config
-            cfg, _, _ = _config.load(_path("config.json"), _path("secrets.json"), None)
+
+            cfg, _, _ = _config.load(_path("config.json"), _path("secrets.json"), "")
             if cfg is not None:
                 import machine
+
                 machine.reset()
     node.run()

@@ -31,14 +31,15 @@ class Timekeeper:
         self._ntp = ntp
         self._off = epoch_offset(clock)
         self.synced = False
-        self.fails = 0          # failed attempts since the last success
+        self.fails = 0  # failed attempts since the last success
         self.syncs = 0
         self.last_error = None
-        self._next = None       # ticks_ms of the next attempt; None = at once when wifi is up
+        self._next = None  # ticks_ms of the next attempt; None = at once when wifi is up
 
     def _module(self):
         if self._ntp is None:
             import ntptime  # lazy: only nodes that sync load it
+
             self._ntp = ntptime
         return self._ntp
 

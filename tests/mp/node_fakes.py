@@ -106,9 +106,9 @@ class Sensor:
 
     def __init__(self, quantities, values, conversion_ms=10):
         self.QUANTITIES = quantities
-        self.values = values          # callable -> dict
+        self.values = values  # callable -> dict
         self.conversion_ms = conversion_ms
-        self.fail = None              # exception to raise, or None
+        self.fail = None  # exception to raise, or None
         self.started = 0
 
     def start(self):
@@ -129,8 +129,8 @@ class MQTT:
         self.args = a
         self.kw = kw
         self.connected = False
-        self.up = True            # broker reachable
-        self.sent = []            # (topic, payload, retain, qos) delivered to the broker
+        self.up = True  # broker reachable
+        self.sent = []  # (topic, payload, retain, qos) delivered to the broker
         self.queue = []
         self.subs = []
         self.will = None

@@ -12,5 +12,7 @@ class SkipTest(Exception):
 
 gc.collect()
 if gc.mem_free() + gc.mem_alloc() < 120 * 1024:
-    raise SkipTest("node tests need more than a 64K heap on the 64-bit Unix port; the node's "
-                   "small-heap figure comes from bench/bench_node.py")
+    raise SkipTest(
+        "node tests need more than a 64K heap on the 64-bit Unix port; the node's "
+        "small-heap figure comes from bench/bench_node.py"
+    )

@@ -29,12 +29,20 @@ def tmp():
 
 
 def doc(**kw):
-    d = {"version": 1, "board": "sim", "topic": "Erdgeschoss/Wohnzimmer", "interval": 10,
-         "wifi": [{"ssid": "simnet", "password": "secret123"}], "mqtt": {"host": "127.0.0.1"},
-         "discovery": False, "diag": {"interval": 600},
-         "sensors": [{"type": "bme280", "address": "0x76",
-                      "quantities": {"humidity": {"decimals": 1}}}],
-         "time": {"ntp": None}}
+    d = {
+        "version": 1,
+        "board": "sim",
+        "topic": "Erdgeschoss/Wohnzimmer",
+        "interval": 10,
+        "wifi": [{"ssid": "simnet", "password": "secret123"}],
+        "mqtt": {"host": "127.0.0.1"},
+        "discovery": False,
+        "diag": {"interval": 600},
+        "sensors": [
+            {"type": "bme280", "address": "0x76", "quantities": {"humidity": {"decimals": 1}}}
+        ],
+        "time": {"ntp": None},
+    }
     d.update(kw)
     return d
 
@@ -72,5 +80,3 @@ class World:
         while self.clock.ms < end:
             self.node.step()
             self.clock.advance(step)
-
-

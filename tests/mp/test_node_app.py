@@ -42,7 +42,7 @@ def test_failed_reads_withhold_values_and_mark_sensor_offline():
     w.run(10000)
     assert w.mq.topics("Erdgeschoss/Wohnzimmer/status/bme280") == ["online", "offline", "online"]
     assert w.mq.topics("Erdgeschoss/Wohnzimmer/Temp") == ["21.5", "22.0"]
-    for t, p, r, q in w.mq.sent:
+    for _t, p, _r, _q in w.mq.sent:
         assert "nan" not in p.lower() and "inf" not in p.lower()
 
 

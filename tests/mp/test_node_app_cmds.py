@@ -28,8 +28,10 @@ def test_commands_retained_ignored_malformed_answered_read_now():
 def test_calibrate_offset_recomputes_humidity():
     w = World(values={"temperature": 25.0, "humidity": 40.0, "pressure": 1000.0})
     w.run(100)
-    w.mq.deliver("Erdgeschoss/Wohnzimmer/cmd",
-                 '{"cmd":"calibrate","sensor":"bme280","quantity":"temperature","offset":-3.0}')
+    w.mq.deliver(
+        "Erdgeschoss/Wohnzimmer/cmd",
+        '{"cmd":"calibrate","sensor":"bme280","quantity":"temperature","offset":-3.0}',
+    )
     w.run(100)
     r = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/result")[-1])
     assert r["ok"] and r["saved"], r
@@ -44,7 +46,9 @@ def test_calibrate_offset_recomputes_humidity():
 def test_set_config_invalid_is_refused_with_messages():
     w = World()
     w.run(100)
-    w.mq.deliver("Erdgeschoss/Wohnzimmer/cmd", '{"cmd":"set_config","config":{"mqtt":{"port":"abc"}}}')
+    w.mq.deliver(
+        "Erdgeschoss/Wohnzimmer/cmd", '{"cmd":"set_config","config":{"mqtt":{"port":"abc"}}}'
+    )
     w.run(100)
     r = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/result")[-1])
     assert r["ok"] is False
@@ -130,7 +134,9 @@ def test_invalid_config_without_last_good_starts_safe_mode_reachable():
     assert w.node.safe_reason == "invalid config and no last-good copy"
     w.run(200)
     info = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/info")[-1])
-    assert info["config_problems"] == ['sensors[0].address: expected an I2C address like "0x76", got "76x"']
+    assert info["config_problems"] == [
+        'sensors[0].address: expected an I2C address like "0x76", got "76x"'
+    ]
     assert w.mq.topics("Erdgeschoss/Wohnzimmer/status") == ["online"]
 
 
@@ -145,12 +151,10 @@ def test_deep_sleep_cycle_reads_before_wifi_and_sleeps():
 
 def test_deep_sleep_awake_cap_with_broker_gone_keeps_readings():
     w = World(doc(deep_sleep={"enabled": True, "interval": 300, "awake_cap": 20}))
-    w.drv  # first read happens before the network
     start = w.clock.ms
     w.node.step()
     w.clock.advance(20)
     w.node.step()
-    w.mq and None
     # broker unreachable for this wake
     w.node._start_network()
     w.mq.up = False

@@ -1,15 +1,15 @@
 # Config schema: every problem reported with its JSON path and the expected form.
+# ruff: noqa: E501 - the exact messages are the spec; they stay whole on one line
 import node_heap  # noqa: F401 - skips from source in a small heap (see node_heap.py)
 import json
 import os
+
+from node import config
 
 
 def _uid():
     # a per-process number: tests may run in parallel
     return int.from_bytes(os.urandom(4), "little")
-
-
-from node import config
 
 
 def base():
@@ -21,8 +21,12 @@ def base():
         "mqtt": {"host": "192.168.1.10"},
         "sensors": [
             {"type": "bme280", "address": "0x76"},
-            {"type": "ds18b20", "name": "outside", "pin": 4,
-             "quantities": {"temperature": {"topic": "Aussen"}}},
+            {
+                "type": "ds18b20",
+                "name": "outside",
+                "pin": 4,
+                "quantities": {"temperature": {"topic": "Aussen"}},
+            },
         ],
     }
 
@@ -52,65 +56,258 @@ _DEL = object()
 
 # (change path, value, exact list of messages)
 CASES = [
-    ("version", 2, ['version: expected the schema version 1, got 2']),
-    ("version", _DEL, ['version: missing, expected the schema version 1']),
-    ("board", "ESP 32", ['board: expected a board name from boards/ like "esp32-devkitc", got "ESP 32"']),
+    ("version", 2, ["version: expected the schema version 1, got 2"]),
+    ("version", _DEL, ["version: missing, expected the schema version 1"]),
+    (
+        "board",
+        "ESP 32",
+        ['board: expected a board name from boards/ like "esp32-devkitc", got "ESP 32"'],
+    ),
     ("board", _DEL, ['board: missing, expected a board name from boards/ like "esp32-devkitc"']),
-    ("topic", "a/#", ['topic: expected a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /), got "a/#"']),
-    ("topic", "/Erdgeschoss", ['topic: expected a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /), got "/Erdgeschoss"']),
-    ("topic", _DEL, ['topic: missing, expected a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /)']),
-    ("interval", 0, ['interval: expected an integer 1..86400, got 0']),
+    (
+        "topic",
+        "a/#",
+        [
+            'topic: expected a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /), got "a/#"'
+        ],
+    ),
+    (
+        "topic",
+        "/Erdgeschoss",
+        [
+            'topic: expected a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /), got "/Erdgeschoss"'
+        ],
+    ),
+    (
+        "topic",
+        _DEL,
+        [
+            'topic: missing, expected a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /)'
+        ],
+    ),
+    ("interval", 0, ["interval: expected an integer 1..86400, got 0"]),
     ("interval", "60", ['interval: expected an integer 1..86400, got "60"']),
     ("json", "yes", ['json: expected true or false, got "yes"']),
-    ("wifi", [], ['wifi: expected a list of networks like [{"ssid": "home", "password": "..."}], got []']),
-    ("wifi", _DEL, ['wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}]']),
-    ("wifi[0].password", "short", ['wifi[0].password: expected a WPA password of 8..63 characters (or "" for an open network), got "<5 characters>"']),
-    ("wifi[0].ssid", _DEL, ['wifi[0].ssid: missing, expected the network name, 1..32 characters']),
+    (
+        "wifi",
+        [],
+        ['wifi: expected a list of networks like [{"ssid": "home", "password": "..."}], got []'],
+    ),
+    (
+        "wifi",
+        _DEL,
+        ['wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}]'],
+    ),
+    (
+        "wifi[0].password",
+        "short",
+        [
+            'wifi[0].password: expected a WPA password of 8..63 characters (or "" for an open network), got "<5 characters>"'
+        ],
+    ),
+    ("wifi[0].ssid", _DEL, ["wifi[0].ssid: missing, expected the network name, 1..32 characters"]),
     ("mqtt.port", "abc", ['mqtt.port: expected an integer 1..65535, got "abc"']),
-    ("mqtt.port", 70000, ['mqtt.port: expected an integer 1..65535, got 70000']),
-    ("mqtt.host", _DEL, ['mqtt.host: missing, expected a broker host name or IP address like "192.168.1.10"']),
-    ("mqtt.host", "mqtt://broker", ['mqtt.host: expected a broker host name or IP address like "192.168.1.10", got "mqtt://broker"']),
-    ("mqtt.keepalive", 0, ['mqtt.keepalive: expected an integer 5..3600, got 0']),
-    ("mqtt.qos", 2, ['mqtt.qos: expected 0 or 1, got 2']),
+    ("mqtt.port", 70000, ["mqtt.port: expected an integer 1..65535, got 70000"]),
+    (
+        "mqtt.host",
+        _DEL,
+        ['mqtt.host: missing, expected a broker host name or IP address like "192.168.1.10"'],
+    ),
+    (
+        "mqtt.host",
+        "mqtt://broker",
+        [
+            'mqtt.host: expected a broker host name or IP address like "192.168.1.10", got "mqtt://broker"'
+        ],
+    ),
+    ("mqtt.keepalive", 0, ["mqtt.keepalive: expected an integer 5..3600, got 0"]),
+    ("mqtt.qos", 2, ["mqtt.qos: expected 0 or 1, got 2"]),
     ("mqtt.tls", "on", ['mqtt.tls: expected true or false, got "on"']),
-    ("mqtt.client_id", "my node!", ['mqtt.client_id: expected 1..23 characters a-z, A-Z, 0-9, _ or - (or leave it out for one from the MAC), got "my node!"']),
-    ("mqtt.password", "pw", ['mqtt.user: missing, expected a user name when a password is given']),
-    ("mqtt.ca", "ca.pem", ['mqtt.ca: only used with TLS; set mqtt.tls to true']),
-    ("mqtt.hots", "x", ['mqtt.hots: unknown key (allowed: host, port, user, password, tls, ca, keepalive, client_id, qos)']),
-    ("sensors[0].address", "76x", ['sensors[0].address: expected an I2C address like "0x76", got "76x"']),
-    ("sensors[0].address", "0x80", ['sensors[0].address: expected an I2C address like "0x76", got "0x80"']),
-    ("sensors[0].type", "bme281", ['sensors[0].type: expected a sensor type (adc, aht20, bh1750, bme280, bmp280, dht22, digital, ds18b20, pulse, sht3x, sht4x), got "bme281"']),
-    ("sensors[0].type", _DEL, ['sensors[0].type: missing, expected a sensor type (adc, aht20, bh1750, bme280, bmp280, dht22, digital, ds18b20, pulse, sht3x, sht4x)']),
-    ("sensors[0].interval", -5, ['sensors[0].interval: expected an integer 1..86400, got -5']),
-    ("sensors[0].name", "Wohn zimmer", ['sensors[0].name: expected a name of 1..32 characters a-z, 0-9, _ or - like "bme280", got "Wohn zimmer"']),
-    ("sensors[1].name", "bme280", ['sensors[1].name: expected a name not used by another sensor (give each sensor a name), got "bme280"']),
-    ("sensors[1].pin", _DEL, ['sensors[1].pin: missing, expected a GPIO number like 4']),
-    ("sensors[1].pin", 99, ['sensors[1].pin: expected a GPIO number 0..48, got 99']),
-    ("sensors[1].rom", "28ff", ['sensors[1].rom: expected a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c1603a1", got "28ff"']),
-    ("sensors[1].address", "0x76", ['sensors[1].address: not used by ds18b20; it is wired to a pin']),
-    ("sensors[0].pin", 4, ['sensors[0].pin: not used by bme280 (an I2C sensor); use address']),
-    ("sensors[0].quantities", {"lux": {}}, ['sensors[0].quantities.lux: expected a quantity of bme280 (temperature, humidity, pressure), got "lux"']),
-    ("sensors[0].quantities", {"temperature": {"decimals": 9}}, ['sensors[0].quantities.temperature.decimals: expected an integer 0..6, got 9']),
-    ("sensors[0].quantities", {"temperature": {"topic": "Temp/#"}}, ['sensors[0].quantities.temperature.topic: expected a subtopic like "Temp" (no +, #, leading or trailing /), got "Temp/#"']),
-    ("sensors[0].quantities", {"humidity": {"topic": "Aussen"}}, ['sensors[1].quantities.temperature.topic: expected a subtopic not used by sensors[0].quantities.humidity, got "Aussen"']),
-    ("sensors[0].quantities", {"pressure": {"topic": "status"}}, ['sensors[0].quantities.pressure.topic: expected a subtopic not starting with one of status, json, backlog, cmd, result, diag, info, got "status"']),
-    ("sensors[0].quantities", {"temperature": {"scale": 0}}, ['sensors[0].quantities.temperature.scale: expected a non-zero number, got 0']),
-    ("sensors[0].quantities", {"temperature": {"offset": "-0.5"}}, ['sensors[0].quantities.temperature.offset: expected a number, got "-0.5"']),
-    ("sensors[0].quantities", {"humidity": {"two_point": [[10, 11], [10, 90]]}}, ['sensors[0].quantities.humidity.two_point: expected two [raw, true] pairs like [[0.3, 0.0], [99.1, 100.0]] with different raw values, got [[10, 11], [10, 90]]']),
-    ("sensors[0].quantities", {"temperature": {"filters": [{"type": "median", "size": 4}]}}, ['sensors[0].quantities.temperature.filters[0].size: expected an odd integer 3..15, got 4']),
-    ("sensors[0].quantities", {"temperature": {"filters": [{"type": "kalman"}]}}, ['sensors[0].quantities.temperature.filters[0].type: expected one of median, average, ema, delta, throttle, heartbeat, clamp, round, got "kalman"']),
-    ("sensors[0].quantities", {"temperature": {"filters": [{"type": "ema", "alpha": 1.5}]}}, ['sensors[0].quantities.temperature.filters[0].alpha: expected a number greater than 0 and at most 1, got 1.5']),
-    ("sensors[0].quantities", {"temperature": {"filters": [{"type": "delta"}]}}, ['sensors[0].quantities.temperature.filters[0].min: missing, expected the smallest change worth publishing, a number > 0']),
-    ("sensors[0].quantities", {"temperature": {"filters": [{"type": "clamp", "min": 50, "max": -40}]}}, ['sensors[0].quantities.temperature.filters[0].max: expected a number >= min (50), got -40']),
-    ("sensors[0].quantities", {"temperature": {"filters": [{"type": "throttle", "secs": 5}]}}, ['sensors[0].quantities.temperature.filters[0].secs: unknown key (allowed: type, seconds)', 'sensors[0].quantities.temperature.filters[0].seconds: missing, expected an integer 1..86400']),
-    ("sensors", {"type": "bme280"}, ['sensors: expected a list of sensors like [{"type": "bme280", "address": "0x76"}], got {"type": "bme280"}']),
-    ("discovery.prefix", "home/#", ['discovery.prefix: expected a topic prefix like "homeassistant", got "home/#"']),
-    ("deep_sleep.awake_cap", 1, ['deep_sleep.awake_cap: expected an integer 5..600, got 1']),
-    ("spool.max_bytes", 10, ['spool.max_bytes: expected an integer 1024..1048576, got 10']),
-    ("safe_mode.bad_boots", 0, ['safe_mode.bad_boots: expected an integer 1..20, got 0']),
-    ("time.retries", 99, ['time.retries: expected an integer 0..10, got 99']),
-    ("commands.max_bytes", 1, ['commands.max_bytes: expected an integer 64..8192, got 1']),
-    ("colour", "red", ['colour: unknown key (allowed: version, board, name, topic, area, interval, json, wifi, mqtt, sensors, discovery, deep_sleep, spool, diag, safe_mode, time, commands, $schema, comment)']),
+    (
+        "mqtt.client_id",
+        "my node!",
+        [
+            'mqtt.client_id: expected 1..23 characters a-z, A-Z, 0-9, _ or - (or leave it out for one from the MAC), got "my node!"'
+        ],
+    ),
+    ("mqtt.password", "pw", ["mqtt.user: missing, expected a user name when a password is given"]),
+    ("mqtt.ca", "ca.pem", ["mqtt.ca: only used with TLS; set mqtt.tls to true"]),
+    (
+        "mqtt.hots",
+        "x",
+        [
+            "mqtt.hots: unknown key (allowed: host, port, user, password, tls, ca, keepalive, client_id, qos)"
+        ],
+    ),
+    (
+        "sensors[0].address",
+        "76x",
+        ['sensors[0].address: expected an I2C address like "0x76", got "76x"'],
+    ),
+    (
+        "sensors[0].address",
+        "0x80",
+        ['sensors[0].address: expected an I2C address like "0x76", got "0x80"'],
+    ),
+    (
+        "sensors[0].type",
+        "bme281",
+        [
+            'sensors[0].type: expected a sensor type (adc, aht20, bh1750, bme280, bmp280, dht22, digital, ds18b20, pulse, sht3x, sht4x), got "bme281"'
+        ],
+    ),
+    (
+        "sensors[0].type",
+        _DEL,
+        [
+            "sensors[0].type: missing, expected a sensor type (adc, aht20, bh1750, bme280, bmp280, dht22, digital, ds18b20, pulse, sht3x, sht4x)"
+        ],
+    ),
+    ("sensors[0].interval", -5, ["sensors[0].interval: expected an integer 1..86400, got -5"]),
+    (
+        "sensors[0].name",
+        "Wohn zimmer",
+        [
+            'sensors[0].name: expected a name of 1..32 characters a-z, 0-9, _ or - like "bme280", got "Wohn zimmer"'
+        ],
+    ),
+    (
+        "sensors[1].name",
+        "bme280",
+        [
+            'sensors[1].name: expected a name not used by another sensor (give each sensor a name), got "bme280"'
+        ],
+    ),
+    ("sensors[1].pin", _DEL, ["sensors[1].pin: missing, expected a GPIO number like 4"]),
+    ("sensors[1].pin", 99, ["sensors[1].pin: expected a GPIO number 0..48, got 99"]),
+    (
+        "sensors[1].rom",
+        "28ff",
+        [
+            'sensors[1].rom: expected a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c1603a1", got "28ff"'
+        ],
+    ),
+    (
+        "sensors[1].address",
+        "0x76",
+        ["sensors[1].address: not used by ds18b20; it is wired to a pin"],
+    ),
+    ("sensors[0].pin", 4, ["sensors[0].pin: not used by bme280 (an I2C sensor); use address"]),
+    (
+        "sensors[0].quantities",
+        {"lux": {}},
+        [
+            'sensors[0].quantities.lux: expected a quantity of bme280 (temperature, humidity, pressure), got "lux"'
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"decimals": 9}},
+        ["sensors[0].quantities.temperature.decimals: expected an integer 0..6, got 9"],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"topic": "Temp/#"}},
+        [
+            'sensors[0].quantities.temperature.topic: expected a subtopic like "Temp" (no +, #, leading or trailing /), got "Temp/#"'
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"humidity": {"topic": "Aussen"}},
+        [
+            'sensors[1].quantities.temperature.topic: expected a subtopic not used by sensors[0].quantities.humidity, got "Aussen"'
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"pressure": {"topic": "status"}},
+        [
+            'sensors[0].quantities.pressure.topic: expected a subtopic not starting with one of status, json, backlog, cmd, result, diag, info, got "status"'
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"scale": 0}},
+        ["sensors[0].quantities.temperature.scale: expected a non-zero number, got 0"],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"offset": "-0.5"}},
+        ['sensors[0].quantities.temperature.offset: expected a number, got "-0.5"'],
+    ),
+    (
+        "sensors[0].quantities",
+        {"humidity": {"two_point": [[10, 11], [10, 90]]}},
+        [
+            "sensors[0].quantities.humidity.two_point: expected two [raw, true] pairs like [[0.3, 0.0], [99.1, 100.0]] with different raw values, got [[10, 11], [10, 90]]"
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"filters": [{"type": "median", "size": 4}]}},
+        ["sensors[0].quantities.temperature.filters[0].size: expected an odd integer 3..15, got 4"],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"filters": [{"type": "kalman"}]}},
+        [
+            'sensors[0].quantities.temperature.filters[0].type: expected one of median, average, ema, delta, throttle, heartbeat, clamp, round, got "kalman"'
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"filters": [{"type": "ema", "alpha": 1.5}]}},
+        [
+            "sensors[0].quantities.temperature.filters[0].alpha: expected a number greater than 0 and at most 1, got 1.5"
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"filters": [{"type": "delta"}]}},
+        [
+            "sensors[0].quantities.temperature.filters[0].min: missing, expected the smallest change worth publishing, a number > 0"
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"filters": [{"type": "clamp", "min": 50, "max": -40}]}},
+        [
+            "sensors[0].quantities.temperature.filters[0].max: expected a number >= min (50), got -40"
+        ],
+    ),
+    (
+        "sensors[0].quantities",
+        {"temperature": {"filters": [{"type": "throttle", "secs": 5}]}},
+        [
+            "sensors[0].quantities.temperature.filters[0].secs: unknown key (allowed: type, seconds)",
+            "sensors[0].quantities.temperature.filters[0].seconds: missing, expected an integer 1..86400",
+        ],
+    ),
+    (
+        "sensors",
+        {"type": "bme280"},
+        [
+            'sensors: expected a list of sensors like [{"type": "bme280", "address": "0x76"}], got {"type": "bme280"}'
+        ],
+    ),
+    (
+        "discovery.prefix",
+        "home/#",
+        ['discovery.prefix: expected a topic prefix like "homeassistant", got "home/#"'],
+    ),
+    ("deep_sleep.awake_cap", 1, ["deep_sleep.awake_cap: expected an integer 5..600, got 1"]),
+    ("spool.max_bytes", 10, ["spool.max_bytes: expected an integer 1024..1048576, got 10"]),
+    ("safe_mode.bad_boots", 0, ["safe_mode.bad_boots: expected an integer 1..20, got 0"]),
+    ("time.retries", 99, ["time.retries: expected an integer 0..10, got 99"]),
+    ("commands.max_bytes", 1, ["commands.max_bytes: expected an integer 64..8192, got 1"]),
+    (
+        "colour",
+        "red",
+        [
+            "colour: unknown key (allowed: version, board, name, topic, area, interval, json, wifi, mqtt, sensors, discovery, deep_sleep, spool, diag, safe_mode, time, commands, $schema, comment)"
+        ],
+    ),
 ]
 
 
@@ -139,7 +336,7 @@ def test_every_problem_reported_not_just_the_first():
 
 
 def test_not_an_object():
-    assert config.validate([1]) == ['(top): expected a JSON object {...}, got [1]']
+    assert config.validate([1]) == ["(top): expected a JSON object {...}, got [1]"]
 
 
 def test_normalize_fills_defaults_and_parses_address():
@@ -189,8 +386,10 @@ def test_secrets_are_merged_over_config():
     del doc["wifi"]
     doc["mqtt"]["user"] = "node"
     _write(d + "/config.json", doc)
-    _write(d + "/secrets.json", {"wifi": [{"ssid": "home", "password": "longenough"}],
-                                 "mqtt": {"password": "pw"}})
+    _write(
+        d + "/secrets.json",
+        {"wifi": [{"ssid": "home", "password": "longenough"}], "mqtt": {"password": "pw"}},
+    )
     cfg, src, problems = config.load(d + "/config.json", d + "/secrets.json", d + "/lg.json")
     assert problems == [] and src == "config"
     assert cfg["mqtt"]["host"] == "192.168.1.10" and cfg["mqtt"]["password"] == "pw"

@@ -88,8 +88,12 @@ def test_throttle():
 
 
 def test_filters_apply_after_calibration_in_order():
-    ch = Chain(q(offset=1.0, filters=[{"type": "clamp", "max": 10, "drop": False},
-                                      {"type": "round", "step": 1}]))
+    ch = Chain(
+        q(
+            offset=1.0,
+            filters=[{"type": "clamp", "max": 10, "drop": False}, {"type": "round", "step": 1}],
+        )
+    )
     assert ch.transform(9.6) == 10  # 10.6 clamped to 10
     assert ch.transform(3.2) == 4
 
@@ -126,6 +130,7 @@ def test_topics():
 
 def test_record_json():
     import json
+
     r = record([("Temp", "21.5"), ("Hum", "45")], 1763784000, "bme280")
     assert r == '{"t":1763784000,"s":"bme280","Temp":21.5,"Hum":45}'
     d = json.loads(record([("Temp", "21.5")], None, None, up=12))

@@ -1,13 +1,13 @@
 # Offline spool: bounded, batched flash writes, survives reboot and power loss, oldest first.
 import os
 
+from node.spool import Spool
+
 
 def _uid():
     # a per-process number: tests may run in parallel
     return int.from_bytes(os.urandom(4), "little")
 
-
-from node.spool import Spool
 
 _n = [0]
 
@@ -85,9 +85,11 @@ def test_power_loss_loses_only_unflushed_ram_and_skips_torn_line():
     for i in range(10):  # 8 flushed in two batches, 2 only in RAM
         sp.put(rec(i))
     # A power cut in the middle of the next append: a torn half line on flash.
-    seg = [n for n in os.listdir(p[:p.rfind("/")]) if n.startswith("spool.dat.") and n[-1].isdigit()]
+    seg = [
+        n for n in os.listdir(p[: p.rfind("/")]) if n.startswith("spool.dat.") and n[-1].isdigit()
+    ]
     assert len(seg) == 1
-    with open(p[:p.rfind("/")] + "/" + seg[0], "ab") as f:
+    with open(p[: p.rfind("/")] + "/" + seg[0], "ab") as f:
         f.write(b'0badc0de {"t":17637')
     del sp
     sp2 = Spool(p, ram=8, max_bytes=8192, batch=4)
@@ -102,7 +104,7 @@ def test_corrupt_line_is_skipped_and_counted():
     sp = Spool(p, ram=4, max_bytes=8192, batch=4)
     for i in range(4):
         sp.put(rec(i))
-    d = p[:p.rfind("/")]
+    d = p[: p.rfind("/")]
     seg = d + "/" + [n for n in os.listdir(d) if n.startswith("spool.dat.") and n[-1].isdigit()][0]
     with open(seg, "rb") as f:
         data = bytearray(f.read())
@@ -123,10 +125,10 @@ def test_bounded_drops_oldest_and_counts():
         sp.put(rec(i))
     sp.flush()
     total = 0
-    d = p[:p.rfind("/")]
+    d = p[: p.rfind("/")]
     for name in os.listdir(d):
         total += os.stat(d + "/" + name)[6]
-    assert total <= 2048 + 64, total   # + the small .pos file
+    assert total <= 2048 + 64, total  # + the small .pos file
     got = drain(sp)
     assert sp.dropped > 0
     assert len(got) + sp.dropped == n
@@ -178,6 +180,6 @@ def test_files_removed_after_full_replay():
     for i in range(40):
         sp.put(rec(i))
     drain(sp)
-    d = p[:p.rfind("/")]
+    d = p[: p.rfind("/")]
     left = [n for n in os.listdir(d) if n != "spool.dat.pos"]
     assert left == [], left

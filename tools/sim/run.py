@@ -73,13 +73,17 @@ def sensors_from_scenario(scenario: dict) -> list[dict]:
             s["name"] = name
         if t == "ds18b20":
             s["name"] = "outside" if "outside" not in names else name
-            s["quantities"] = {"temperature": {"topic": "Aussen" if s["name"] == "outside" else name}}
+            s["quantities"] = {
+                "temperature": {"topic": "Aussen" if s["name"] == "outside" else name}
+            }
             names.add(s["name"])
         out.append(s)
     return out
 
 
-def default_config(base: str, host: str, port: int, scenario: dict, interval: int) -> tuple[dict, dict]:
+def default_config(
+    base: str, host: str, port: int, scenario: dict, interval: int
+) -> tuple[dict, dict]:
     """(config.json, secrets.json) for the sim board."""
     wifi = scenario.get("wifi", {})
     cfg = {
@@ -94,20 +98,34 @@ def default_config(base: str, host: str, port: int, scenario: dict, interval: in
         "diag": {"interval": 60},
         "safe_mode": {"good_after": 30},
     }
-    secrets = {"wifi": [{"ssid": wifi.get("ssid", "simnet"),
-                         "password": wifi.get("password", "simnet-password")}]}
+    secrets = {
+        "wifi": [
+            {
+                "ssid": wifi.get("ssid", "simnet"),
+                "password": wifi.get("password", "simnet-password"),
+            }
+        ]
+    }
     return cfg, secrets
 
 
-def write_device(dev: Path, board: str, cfg: dict, secrets: dict | None, config_file: Path | None,
-                 secrets_file: Path | None) -> None:
+def write_device(
+    dev: Path,
+    board: str,
+    cfg: dict,
+    secrets: dict | None,
+    config_file: Path | None,
+    secrets_file: Path | None,
+) -> None:
     """A fresh device filesystem: what `deploy` would put on a real board."""
     if dev.exists():
         shutil.rmtree(dev)
     dev.mkdir(parents=True)
     for name in ("boot.py", "main.py"):
         shutil.copy(REPO / "firmware" / name, dev / name)
-    shutil.copytree(REPO / "lib", dev / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        REPO / "lib", dev / "lib", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     bj = REPO / "boards" / (board + ".json")
     if bj.exists():
         shutil.copy(bj, dev / "board.json")
@@ -146,7 +164,9 @@ class Observer:
         self.count = 0
         self.messages: list[tuple[float, str, bytes, bool]] = []
         self._lock = threading.Lock()
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="sim-observer-%d" % os.getpid())
+        self.c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id="sim-observer-%d" % os.getpid()
+        )
         self.c.on_connect = lambda c, u, f, rc, p=None: [c.subscribe(t, 1) for t in filters]
         self.c.on_message = self._on_message
         self.c.connect(host, port, 30)
@@ -163,8 +183,11 @@ class Observer:
         if m.topic.startswith("homeassistant/") and not self.full:
             try:
                 d = json.loads(text)
-                text = "(discovery: %s, %s %s)" % (d.get("unique_id"), d.get("device_class", "-"),
-                                                   d.get("unit_of_measurement", ""))
+                text = "(discovery: %s, %s %s)" % (
+                    d.get("unique_id"),
+                    d.get("device_class", "-"),
+                    d.get("unit_of_measurement", ""),
+                )
             except ValueError:
                 pass
         elif len(text) > 160 and not self.full:
@@ -196,29 +219,57 @@ def parse_broker(s: str) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools/sim/run.py", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--broker", type=parse_broker, default=os.environ.get("BROKER") or None,
-                    help="use this broker (host:port) instead of starting mosquitto")
-    ap.add_argument("--scenario", default=os.environ.get("SCENARIO") or None,
-                    help="scenario JSON (default tools/sim/scenarios/default.json)")
-    ap.add_argument("--config", type=Path, help="config.json to run (default: one made for the scenario)")
+    ap.add_argument(
+        "--broker",
+        type=parse_broker,
+        default=os.environ.get("BROKER") or None,
+        help="use this broker (host:port) instead of starting mosquitto",
+    )
+    ap.add_argument(
+        "--scenario",
+        default=os.environ.get("SCENARIO") or None,
+        help="scenario JSON (default tools/sim/scenarios/default.json)",
+    )
+    ap.add_argument(
+        "--config", type=Path, help="config.json to run (default: one made for the scenario)"
+    )
     ap.add_argument("--secrets", type=Path, help="secrets.json to put next to --config")
     ap.add_argument("--board", default="sim", help="board definition name in boards/ (default sim)")
     ap.add_argument("--base", default=DEFAULT_BASE, help="base topic of the made-up config")
-    ap.add_argument("--interval", type=int, default=10, help="read interval (s) of the made-up config")
-    ap.add_argument("--speed", default=os.environ.get("SIM_SPEED") or None,
-                    help="simulated seconds per real second (default: the scenario's)")
-    ap.add_argument("--dir", type=Path, default=REPO / ".sim", help="work directory (default .sim/)")
-    ap.add_argument("--keep", action="store_true", help="keep the device filesystem and state of a previous run")
+    ap.add_argument(
+        "--interval", type=int, default=10, help="read interval (s) of the made-up config"
+    )
+    ap.add_argument(
+        "--speed",
+        default=os.environ.get("SIM_SPEED") or None,
+        help="simulated seconds per real second (default: the scenario's)",
+    )
+    ap.add_argument(
+        "--dir", type=Path, default=REPO / ".sim", help="work directory (default .sim/)"
+    )
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the device filesystem and state of a previous run"
+    )
     ap.add_argument("--duration", type=float, help="stop after this many real seconds")
     ap.add_argument("--max-boots", type=int, default=1000, help="stop after this many boots")
-    ap.add_argument("--watch", action="append", help="extra topic filters to print (default: base/# and homeassistant/#)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="also show the node's console output")
+    ap.add_argument(
+        "--watch",
+        action="append",
+        help="extra topic filters to print (default: base/# and homeassistant/#)",
+    )
+    ap.add_argument(
+        "-v", "--verbose", action="store_true", help="also show the node's console output"
+    )
     ap.add_argument("--full", action="store_true", help="print long payloads in full")
     args = ap.parse_args(argv)
     if isinstance(args.broker, str):
         args.broker = parse_broker(args.broker)
 
-    scenario_path = Path(args.scenario) if args.scenario else REPO / "tools" / "sim" / "scenarios" / "default.json"
+    scenario_path = (
+        Path(args.scenario)
+        if args.scenario
+        else REPO / "tools" / "sim" / "scenarios" / "default.json"
+    )
     if not scenario_path.exists():
         print("run.py: no scenario %s" % scenario_path, file=sys.stderr)
         return 2
@@ -254,7 +305,11 @@ def main(argv: list[str] | None = None) -> int:
             broker = Broker(work / "broker", certs)
             broker.start()
             host, port = "127.0.0.1", broker.port
-        print("[sim] broker %s:%d%s" % (host, port, "" if args.broker else " (mosquitto started for this run)"), file=out)
+        print(
+            "[sim] broker %s:%d%s"
+            % (host, port, "" if args.broker else " (mosquitto started for this run)"),
+            file=out,
+        )
 
         cfg, secrets = default_config(args.base, host, port, scenario, args.interval)
         base = args.base
@@ -277,15 +332,24 @@ def main(argv: list[str] | None = None) -> int:
 
         env = node_env(dev, state, scenario_path, args.board, args.speed)
         mp = find_micropython()
-        log = open(work / "node.log", "a")
+        log = open(work / "node.log", "a")  # noqa: SIM115 - spans the boot loop, closed below
         t_end = time.monotonic() + args.duration if args.duration else None
         boots = 0
         while not stopping.is_set() and boots < args.max_boots:
             boots += 1
-            p = subprocess.Popen([mp, "main.py"], cwd=dev, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True, bufsize=1)
+            p = subprocess.Popen(
+                [mp, "main.py"],
+                cwd=dev,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+            )
             proc[0] = p
-            reader = threading.Thread(target=_pump, args=(p, log, out if args.verbose else None), daemon=True)
+            reader = threading.Thread(
+                target=_pump, args=(p, log, out if args.verbose else None), daemon=True
+            )
             reader.start()
             while p.poll() is None:
                 if t_end is not None and time.monotonic() >= t_end:
@@ -303,13 +367,21 @@ def main(argv: list[str] | None = None) -> int:
                 break
             if rc == EXIT_DEEPSLEEP:
                 b = _boot_record(state)
-                print("[sim] node deep-sleeps %.1f s (simulated); waking it" % ((b.get("sleep_ms") or 0) / 1000), file=out)
+                print(
+                    "[sim] node deep-sleeps %.1f s (simulated); waking it"
+                    % ((b.get("sleep_ms") or 0) / 1000),
+                    file=out,
+                )
             elif rc == EXIT_RESET:
                 print("[sim] node reset itself; booting again", file=out)
             elif rc == EXIT_WDT:
                 print("[sim] watchdog reset; booting again", file=out)
             else:
-                print("[sim] node exited with status %s (see %s); power-cycling in 2 s" % (rc, work / "node.log"), file=out)
+                print(
+                    "[sim] node exited with status %s (see %s); power-cycling in 2 s"
+                    % (rc, work / "node.log"),
+                    file=out,
+                )
                 if stopping.wait(2):
                     break
             out.flush()
