@@ -48,8 +48,9 @@ def doc(**kw):
 
 
 class World:
-    def __init__(self, d=None, sleeper=None, values=None):
-        tmp()
+    def __init__(self, d=None, sleeper=None, values=None, fresh=True):
+        if fresh:
+            tmp()
         d = d or doc()
         with open("config.json", "w") as f:
             json.dump(d, f)

@@ -345,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                 stderr=subprocess.STDOUT,
                 text=True,
                 bufsize=1,
+                # its own session: a terminal's Ctrl-C reaches only us, and we pass one on
+                start_new_session=True,
             )
             proc[0] = p
             reader = threading.Thread(
