@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -550,3 +551,49 @@ def test_deep_sleep_cycles_within_awake_cap_with_broker_gone(broker, make_proxy,
         assert float(o.topic(BASE + "/Temp")[-1]) == pytest.approx(21.37, abs=0.02)
     finally:
         o.stop()
+
+
+@pytest.mark.parametrize("given_broker", [False, True])
+def test_make_sim_runner_shows_values_and_stops_cleanly_on_ctrl_c(tmp_path, broker, given_broker):
+    """tools/sim/run.py (what `make sim` runs): values printed, Ctrl-C ends all; its own
+    mosquitto unless BROKER=host:port names one."""
+    work = tmp_path / "sim"
+    env = dict(os.environ)
+    env.pop("BROKER", None)
+    if given_broker:
+        env["BROKER"] = "127.0.0.1:%d" % broker.port
+    run_py = str(REPO / "tools" / "sim" / "run.py")
+    p = subprocess.Popen(
+        [sys.executable, run_py, "--dir", str(work), "--speed", "10"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(p.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and not any("/Wohnzimmer/Temp " in x for x in lines):
+            time.sleep(0.1)
+        assert any("/Wohnzimmer/Temp " in x for x in lines), "".join(lines)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=20) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    reader.join(timeout=5)
+    out = "".join(lines)
+    if given_broker:
+        assert "[sim] broker 127.0.0.1:%d\n" % broker.port in out
+    else:
+        assert "[sim] broker 127.0.0.1:" in out and "(mosquitto started for this run)" in out
+    temps = [float(x.split()[-1]) for x in lines if "/Wohnzimmer/Temp " in x]
+    assert temps and all(15 < t < 30 for t in temps)
+    assert "Erdgeschoss/Wohnzimmer/status            offline" in out  # clean stop, not the will
+    assert out.rstrip().endswith("[sim] stopped")
+    conf = str(work / "broker" / "mosquitto.conf")
+    left = subprocess.run(["pgrep", "-f", conf], capture_output=True, text=True).stdout.strip()
+    assert left == "", "mosquitto still running: " + left
+    assert (work / "device" / "main.py").exists() and (work / "device" / "lib" / "node").is_dir()
