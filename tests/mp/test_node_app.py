@@ -25,6 +25,27 @@ def test_values_on_configured_topics_with_decimals_and_availability():
     w.run(10000)
     assert mq.topics("Erdgeschoss/Wohnzimmer/Temp") == ["21.5", "21.5"]
     assert w.board.fed > 0
+    d = json.loads(mq.topics("Erdgeschoss/Wohnzimmer/diag")[0])
+    for k in (
+        "uptime",
+        "heap_free",
+        "rssi",
+        "reset_cause",
+        "reconnects",
+        "wifi_down_s",
+        "spool",
+        "spool_dropped",
+        "sensor_errors",
+        "loop_max_ms",
+        "fw",
+        "config",
+        "synced",
+    ):
+        assert k in d, k
+    assert d["sensor_errors"] == {"bme280": 0} and d["rssi"] == -60
+    w.run(600000)  # diag.interval 600 s: periodic
+    assert len(mq.topics("Erdgeschoss/Wohnzimmer/diag")) == 2
+    assert len(mq.topics("Erdgeschoss/Wohnzimmer/info")) == 1  # once per boot
 
 
 def test_failed_reads_withhold_values_and_mark_sensor_offline():
