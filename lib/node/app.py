@@ -235,14 +235,17 @@ class Node:
         self._log("mqtt down: %s" % (reason,))
 
     def _on_msg(self, topic, msg, *rest):
-        retained = False
-        try:
-            # The wrapper passes (topic, msg); the client keeps the fixed-header flags of the
-            # message being delivered (bit 0 = RETAIN).
-            retained = bool(getattr(self.mqtt, "_c").rx_flags & 1)  # noqa: B009 - typing
-        except Exception:  # noqa: BLE001
-            if rest:
-                retained = bool(rest[0])
+        # umqtt's callback has no retain flag: the wrapper's rx_flags gives the first byte of
+        # the PUBLISH being delivered (bit 0 = RETAIN). A wrapper without it (or a test fake)
+        # may pass the flag as a third argument instead.
+        retained = bool(rest[0]) if rest else False
+        if not rest:
+            try:
+                f = getattr(self.mqtt, "rx_flags", 0)
+                flags = f() if callable(f) else f
+                retained = bool(int(flags) & 1)  # pyright: ignore[reportArgumentType]
+            except Exception:  # noqa: BLE001 - no flags to read: a live message
+                pass
         if len(self._inbox) < INBOX:
             self._inbox.append((topic, msg, retained))
         else:
