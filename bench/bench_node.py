@@ -103,6 +103,8 @@ def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
     scenario = json.loads(scen_path.read_text())
     cfg, secrets = RUN.default_config("Bench/Heap", "127.0.0.1", port, scenario, 2)
     cfg["diag"] = {"interval": 30}
+    if os.environ.get("BENCH_GOOD_AFTER"):
+        cfg["safe_mode"] = {"good_after": int(os.environ["BENCH_GOOD_AFTER"])}
     dev = device(work / "heap", cfg, secrets)
     (dev / "bench_main.py").write_text(DRIVER)
     env = RUN.node_env(dev, work / "heap" / "state", scen_path, "sim", "20")

@@ -449,16 +449,17 @@ class Node:
         if self.guard is not None and not self.safe_reason:
             self.guard.good()
             if self.cfg_source == "config" and self.trial is None:
-                from node import config as cf
+                # config.json (+ secrets) was valid at boot and this boot is healthy: keep it.
+                # Without re-validating: the validator is the largest module and stays unloaded.
+                from node import cfgfile
                 from node.startup import _path
 
-                doc, _ = cf.load_doc(_path("config.json"), _path("secrets.json"))
-                try:
-                    if doc is not None and not cf.validate(doc):
-                        cf.keep_good(doc, _path("config.lastgood.json"))
-                except OSError:
-                    pass
-                _unload("node.config", "node.schema", "node.schema_sensors")
+                doc, errs = cfgfile.load_doc(_path("config.json"), _path("secrets.json"))
+                if doc is not None and not errs:
+                    try:
+                        cfgfile.keep_good(doc, _path("config.lastgood.json"))
+                    except OSError:
+                        pass
 
     def next_wake_ms(self, now):
         """How long the loop may idle before something is due (bounded by 50 ms)."""

@@ -10,7 +10,7 @@ the previous config.json back (`startup.revert_trial`) and resets again.
 
 import json
 
-from node import config as _config
+from node import cfgfile
 from node.startup import _path, _remove
 
 
@@ -102,7 +102,7 @@ def run_cmd(n, cmd, now):
     if name == "confirm":
         if n.trial is None:
             return ok(cmd, False, error="nothing to confirm: no set_config is on trial")
-        _config.keep_good(merged_doc(), _path("config.lastgood.json"))
+        cfgfile.keep_good(merged_doc(), _path("config.lastgood.json"))
         _remove(_path("config.trial"))
         _remove(_path("config.json.bak"))
         n.trial = None
@@ -163,41 +163,41 @@ def calibrate(n, cmd):
 
 
 def merged_doc():
-    doc, _ = _config.load_doc(_path("config.json"), _path("secrets.json"))
+    doc, _ = cfgfile.load_doc(_path("config.json"), _path("secrets.json"))
     return doc
 
 
 def persist(n, mutate):
     """Apply `mutate` to config.json on flash if the result stays valid. None or a reason."""
-    doc, errs = _config.read_json(_path("config.json"))
+    doc, errs = cfgfile.read_json(_path("config.json"))
     if doc is None:
         return errs
     mutate(doc)
     merged = json.loads(json.dumps(doc))
-    sec, _ = _config.read_json(_path("secrets.json"))
+    sec, _ = cfgfile.read_json(_path("secrets.json"))
     if isinstance(sec, dict):
-        merged = _config.merge(merged, sec)
-    if _config.validate(merged):
+        merged = cfgfile.merge(merged, sec)
+    if _validate(merged):
         return "the change would make config.json invalid; kept for this run only"
-    _config.save_json(_path("config.json"), doc)
+    cfgfile.save_json(_path("config.json"), doc)
     if n.trial is None:
-        _config.keep_good(merged, _path("config.lastgood.json"))
+        cfgfile.keep_good(merged, _path("config.lastgood.json"))
     return None
 
 
 def set_config(n, cmd, now):
     from node import commands
 
-    cur, err = _config.read_json(_path("config.json"))
+    cur, err = cfgfile.read_json(_path("config.json"))
     if cur is None or not cmd.get("merge", True):
         new = cmd["config"]
     else:
-        new = _config.merge(json.loads(json.dumps(cur)), cmd["config"])
+        new = cfgfile.merge(json.loads(json.dumps(cur)), cmd["config"])
     merged = json.loads(json.dumps(new))
-    sec, _ = _config.read_json(_path("secrets.json"))
+    sec, _ = cfgfile.read_json(_path("secrets.json"))
     if isinstance(sec, dict):
-        merged = _config.merge(merged, sec)
-    problems = _config.validate(merged)
+        merged = cfgfile.merge(merged, sec)
+    problems = _validate(merged)
     if problems:
         return commands.result(
             cmd, False, error="invalid config: nothing changed", problems=problems[:20]
@@ -205,11 +205,22 @@ def set_config(n, cmd, now):
     timeout = cmd.get("confirm_timeout") or n.cfg["commands"]["confirm_timeout"]
     # The running config is the one to go back to: make sure a copy exists.
     if n.trial is None and cur is not None:
-        _config.save_json(_path("config.json.bak"), cur)
+        cfgfile.save_json(_path("config.json.bak"), cur)
         cur_merged = merged_doc()
-        if cur_merged is not None and not _config.validate(cur_merged):
-            _config.keep_good(cur_merged, _path("config.lastgood.json"))
-    _config.save_json(_path("config.json"), new)
-    _config.save_json(_path("config.trial"), {"timeout": timeout, "boots": 0})
+        if cur_merged is not None and not _validate(cur_merged):
+            cfgfile.keep_good(cur_merged, _path("config.lastgood.json"))
+    cfgfile.save_json(_path("config.json"), new)
+    cfgfile.save_json(_path("config.trial"), {"timeout": timeout, "boots": 0})
     n.shutdown("reset", now)
     return commands.result(cmd, True, applied=True, confirm_within=timeout, rebooting=True)
+
+
+def _validate(doc):
+    """The validator's messages for doc; the validator is loaded for this and dropped again."""
+    from node import config
+    from node.app import _unload
+
+    msgs = config.validate(doc)
+    del config
+    _unload("node.config", "node.schema", "node.schema_sensors")
+    return msgs

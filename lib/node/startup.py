@@ -40,9 +40,9 @@ def revert_trial():
 
 def _trial_state():
     """The trial marker of an unconfirmed set_config (counting boots), or None."""
-    from node import config as _config
+    from node import cfgfile
 
-    t, _ = _config.read_json(_path("config.trial"))
+    t, _ = cfgfile.read_json(_path("config.trial"))
     if not isinstance(t, dict):
         return None
     t["boots"] = t.get("boots", 0) + 1
@@ -50,7 +50,7 @@ def _trial_state():
         # The new config did not make it to a confirm in two boots: go back.
         revert_trial()
         return None
-    _config.save_json(_path("config.trial"), t)
+    cfgfile.save_json(_path("config.trial"), t)
     return t
 
 
