@@ -303,16 +303,26 @@ class Node:
             self.spool.commit()
             self._replay_out = 0
         if self.rtc is not None and self.rtc.recs:
-            for r in self.rtc.take():
-                self._pub(self.topics.backlog, r, False, 1)
+            recs = self.rtc.take()
+            for i in range(len(recs)):
+                if not self._pub(self.topics.backlog, recs[i], False, 1):
+                    self.rtc.recs = recs[i:] + self.rtc.recs  # refused: keep the rest
+                    break
             return
         if self.spool is None or not self.spool.depth():
             return
         recs = self.spool.peek(REPLAY_BATCH)
-        self._replay_out = len(recs)
+        sent = 0
         for r in recs:
-            if r is not None:
-                self._pub(self.topics.backlog, r, False, 1)
+            # a corrupt record (None) is skipped but still counted, so commit() removes it
+            if r is not None and not self._pub(self.topics.backlog, r, False, 1):
+                break  # the wrapper refused it (outbox full): the rest waits for next time
+            sent += 1
+        if sent < len(recs):
+            self.spool.release()
+            if sent:
+                self.spool.peek(sent)  # reserve exactly what the wrapper took
+        self._replay_out = sent
 
     # ---- commands ----------------------------------------------------------------------------
     def _trial_step(self, now):

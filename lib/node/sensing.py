@@ -136,10 +136,17 @@ def sensor_ok(n, s, raw, now):
 def emit(n, s, pairs, now):
     t = n.time.unix()
     if n.online() and not (n.sleeper and n._shutdown):
+        refused = False
         for sub, text in pairs:
-            n._pub(n.topics.value(sub), text)
+            if not n._pub(n.topics.value(sub), text):
+                refused = True  # the wrapper's outbox is full: keep the reading instead
         if n.cfg["json"]:
             n._json_due = True  # one document per step, with every sensor's values
+        if not refused:
+            return
+        rec = record(pairs, t, s.name, None if t is not None else uptime_s(n, now))
+        if n.spool is not None:
+            n.spool.put(rec)
     elif n.sleeper and not n._connected_once and len(n._wake) < 16:
         # Taken this wake before the network is up: published live once connected.
         n._wake.append((s.name, pairs, t, uptime_s(n, now)))

@@ -162,6 +162,8 @@ class MQTT:
         return not self.queue
 
     def publish(self, t, m, retain=False, qos=0):
+        if getattr(self, "refuse", False):
+            return False  # outbox full: the wrapper refuses the message
         self.queue.append((t, m if isinstance(m, str) else bytes(m).decode(), retain, qos))
         return True
 

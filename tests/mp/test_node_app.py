@@ -112,3 +112,15 @@ def test_reboot_mid_outage_keeps_flushed_records():
     w.run(3000)
     back = [json.loads(p)["Temp"] for p in w.mq.topics("Erdgeschoss/Wohnzimmer/backlog")]
     assert back == [10.0 + i for i in range(10)], back
+
+
+def test_reading_refused_by_a_full_outbox_is_spooled_not_lost():
+    w = World()
+    w.run(100)
+    w.mq.refuse = True
+    w.values["temperature"] = 23.0
+    w.run(10000)
+    w.mq.refuse = False
+    w.run(2000)
+    back = [json.loads(p) for p in w.mq.topics("Erdgeschoss/Wohnzimmer/backlog")]
+    assert [b["Temp"] for b in back] == [23.0], back
