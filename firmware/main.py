@@ -25,6 +25,7 @@ def _fallback(e):
                 node.safe_reason = "crashed: %r" % (e,)
                 node.sensors = []
                 node.spool = None
+                node.sleeper = False  # stay reachable: no deep sleep in the fallback
             node.run()
     except KeyboardInterrupt:
         raise
