@@ -19,13 +19,8 @@ def _fallback(e):
     try:
         from node import app
 
-        node, _, _ = app.build()
+        node, _, _ = app.build(force_safe="crashed: %r" % (e,))
         if node is not None:
-            if not node.safe_reason:
-                node.safe_reason = "crashed: %r" % (e,)
-                node.sensors = []
-                node.spool = None
-                node.sleeper = False  # stay reachable: no deep sleep in the fallback
             node.run()
     except KeyboardInterrupt:
         raise

@@ -553,11 +553,11 @@ def _ssl_context(m):
     return ctx
 
 
-def build(board_factory=None, clock=time, t_reset=None):
+def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
     """Load config, decide safe mode, return (Node or None, safe-mode reason, problems)."""
     from node import startup
 
-    return startup.build(board_factory, clock, t_reset)
+    return startup.build(board_factory, clock, t_reset, force_safe)
 
 
 def main(t_reset=None):

@@ -68,7 +68,11 @@ class Spool:
 
     def _open(self):
         prefix = self._base + "."
-        for name in os.listdir(self._dir or "."):
+        try:
+            names = os.listdir(self._dir or ".")
+        except OSError:
+            names = []  # no such directory: appends fail and are counted in errors
+        for name in names:
             if name.startswith(prefix):
                 tail = name[len(prefix) :]
                 if tail.isdigit():

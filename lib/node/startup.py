@@ -76,8 +76,11 @@ def salvage(doc):
     return cfg
 
 
-def build(board_factory=None, clock=time, t_reset=None):
-    """Load config, decide safe mode, and return a ready Node (not started)."""
+def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
+    """Load config, decide safe mode, and return a ready Node (not started).
+
+    force_safe: a reason to start in safe mode whatever the boot counter says (main.py's
+    fallback after the full node crashed in this boot)."""
     from node import config as _config
     from node.safemode import BootGuard
 
@@ -95,6 +98,8 @@ def build(board_factory=None, clock=time, t_reset=None):
     held = cfg is None or cfg["safe_mode"]["button"]
     bad = cfg["safe_mode"]["bad_boots"] if cfg else 3
     reason = guard.begin(bad, cfg is not None, held and board.button_held())
+    if force_safe and not reason:
+        reason = force_safe
     for p in problems:
         print("config:", p)
     if reason:

@@ -597,3 +597,29 @@ def test_make_sim_runner_shows_values_and_stops_cleanly_on_ctrl_c(tmp_path, brok
     left = subprocess.run(["pgrep", "-f", conf], capture_output=True, text=True).stdout.strip()
     assert left == "", "mosquitto still running: " + left
     assert (work / "device" / "main.py").exists() and (work / "device" / "lib" / "node").is_dir()
+
+
+def test_a_crash_in_the_app_falls_back_to_a_reachable_safe_mode(
+    broker, observer, run_node, tmp_path
+):
+    """A bug that kills the full node (here: discovery raises at import) leaves a node that is
+    online, says why, and takes config commands; no reset loop."""
+    o = observer
+    cfg = config(broker.port, discovery={"enabled": True})
+    node = SimNode(tmp_path / "crash", cfg, scenario(10, [BME]))
+    with open(node.dev / "lib" / "node" / "discovery.py", "a") as f:
+        f.write('\nraise RuntimeError("injected bug")\n')
+    node.start()
+    try:
+        assert o.wait(lambda: len(o.topic(BASE + "/info")) >= 1, 40), node.log()
+        info = json.loads(o.topic(BASE + "/info")[-1])
+        assert info["safe_mode"].startswith("crashed: RuntimeError"), info
+        assert o.topic(BASE + "/status")[-1] == "online"
+        assert o.topic(BASE + "/Temp") == []  # minimal mode: no sensors
+        o.publish(BASE + "/cmd", '{"cmd":"get_config","id":9}')
+        assert o.wait(lambda: len(o.topic(BASE + "/result")) >= 1, 10)
+        assert json.loads(o.topic(BASE + "/result")[0])["ok"]
+        time.sleep(2)  # 20 s simulated: still the same boot
+        assert node.codes() == []
+    finally:
+        node.stop()
