@@ -83,6 +83,9 @@ def test_observe_publish_messages_round_trip(line):
         ("ctl/b", "\x00\ufffd", "00ff", 0),
     ]
     assert [m["n"] for m in msgs] == [1, 2] and not any(m["retain"] or m["dup"] for m in msgs)
+    assert line.ok("messages", id=oid, field="topic") == ["ctl/a", "ctl/b"]
+    bad = line.ask("messages", id=oid, field="nope")
+    assert bad["ok"] is False and "field: expected one of" in bad["error"], bad
     assert len(line.ok("messages", id=oid, clear=True)) == 2
     t0 = time.monotonic()
     assert line.ok("messages", id=oid, wait_for=1, timeout=0.3) == []  # cleared; wait bounded

@@ -114,10 +114,13 @@ def observe(port, topics, qos=0, user=None, password=None):
     return call("observe", port=port, topics=topics, qos=qos, user=user, password=password)
 
 
-def messages(oid, wait_for=0, timeout=5, clear=False):
+def messages(oid, wait_for=0, timeout=5, clear=False, field=None):
     """What the observer got: [{"topic","payload","payload_hex","qos","retain","dup","n"}],
-    once there are wait_for of them or timeout s have passed."""
-    return call("messages", id=oid, wait_for=wait_for, timeout=timeout, clear=clear)
+    once there are wait_for of them or timeout s have passed. With field="payload" (or any
+    other key), just that field of each message: much less heap for long lists."""
+    if field is None:
+        return call("messages", id=oid, wait_for=wait_for, timeout=timeout, clear=clear)
+    return call("messages", id=oid, wait_for=wait_for, timeout=timeout, clear=clear, field=field)
 
 
 def publish(port, topic, payload, qos=0, retain=False, user=None, password=None):

@@ -255,7 +255,7 @@ def test_500_queued_qos1_after_outage_with_bounded_heap():
     pump(c, until=lambda: c.is_connected() and c.idle(), limit_ms=15000, step_ms=1)
     h2 = heap()
     assert h2 - h0 < 4096, (h0, h1, h2)  # the queue's memory is back
-    got = _payloads(harness.messages(o, wait_for=500, timeout=10))
+    got = harness.messages(o, wait_for=500, timeout=10, field="payload")
     assert got == ["%05d" % i for i in range(100, 600)], (len(got), got[:3])
 
 
