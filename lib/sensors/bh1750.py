@@ -10,8 +10,9 @@ presence.
     s.read()                               # {"illuminance": 28066.7}
 """
 
-import time
 from micropython import const
+
+from sensors._i2ccmd import I2CCommandSensor
 
 _CMD_POWER_ON = const(0x01)
 _CMD_RESET = const(0x07)
@@ -25,7 +26,7 @@ _MODES = {
 }
 
 
-class BH1750:
+class BH1750(I2CCommandSensor):
     QUANTITIES = ("illuminance",)
     NAME = "BH1750"
 
@@ -34,16 +35,11 @@ class BH1750:
             raise ValueError("BH1750: mode must be high, high2 or low, got %r" % (mode,))
         if not 31 <= mtreg <= 254:
             raise ValueError("BH1750: mtreg must be 31..254, got %r" % (mtreg,))
-        self._i2c = i2c
-        self._addr = address
-        self._what = "BH1750 at 0x%02x" % address
-        self._cmd = bytearray(1)
-        self._buf = bytearray(2)
-        self._opcode, ms = _MODES[mode]
+        opcode, ms = _MODES[mode]
+        # 8-bit opcodes, 16-bit count; time scales with MTreg (page 11)
+        super().__init__(i2c, address, 1, 2, opcode, (ms * mtreg + 68) // 69)
         self._mtreg = mtreg
         self._half = mode == "high2"
-        self.conversion_ms = (ms * mtreg + 68) // 69  # time scales with MTreg (page 11)
-        self._started = False
         try:
             self._command(_CMD_POWER_ON)
         except OSError:
@@ -54,23 +50,9 @@ class BH1750:
             self._command(0x40 | (mtreg >> 5))
             self._command(0x60 | (mtreg & 0x1F))
 
-    def _command(self, c):
-        self._cmd[0] = c
-        self._i2c.writeto(self._addr, self._cmd)
-
-    def start(self):
-        """Trigger one one-time measurement; read() it after conversion_ms."""
-        self._command(self._opcode)
-        self._started = True
-
-    def read(self):
-        """{"illuminance": lx}; blocks up to conversion_ms unless start() came first."""
-        if not self._started:
-            self.start()
-            time.sleep_ms(self.conversion_ms)
-        self._started = False
-        self._i2c.readfrom_into(self._addr, self._buf)
-        return {"illuminance": lux((self._buf[0] << 8) | self._buf[1], self._mtreg, self._half)}
+    def _decode(self, b):
+        # read() -> {"illuminance": lx}; start() is one one-time measurement opcode
+        return {"illuminance": lux((b[0] << 8) | b[1], self._mtreg, self._half)}
 
 
 def lux(count, mtreg=_MTREG_DEFAULT, half=False):

@@ -12,6 +12,7 @@ comes with a CRC-8 (section 4.12) that is checked; a mismatch raises sensors.crc
 import time
 from micropython import const
 
+from sensors._i2ccmd import I2CCommandSensor
 from sensors.crc import check_words
 
 _CMD_SOFT_RESET = const(0x30A2)  # section 4.9
@@ -26,7 +27,7 @@ _MODES = {
 }
 
 
-class SHT3x:
+class SHT3x(I2CCommandSensor):
     QUANTITIES = ("temperature", "humidity")
     NAME = "SHT3x"
 
@@ -35,14 +36,9 @@ class SHT3x:
             raise ValueError(
                 "SHT3x: repeatability must be high, medium or low, got %r" % (repeatability,)
             )
-        self._i2c = i2c
-        self._addr = address
-        self._what = "SHT3x at 0x%02x" % address
-        self._cmd_meas, self.conversion_ms = _MODES[repeatability]
-        self._cmd = bytearray(2)
-        self._buf = bytearray(6)
+        cmd, ms = _MODES[repeatability]
+        super().__init__(i2c, address, 2, 6, cmd, ms)  # 16-bit commands, T crc RH crc
         self._status = memoryview(self._buf)[:3]
-        self._started = False
         # The status register is the only identification the SHT3x offers: a chip that ACKs
         # and answers with a valid CRC is taken as an SHT3x.
         try:
@@ -57,24 +53,8 @@ class SHT3x:
             raise OSError("no %s" % self._what)
         check_words(self._buf, 1, self._what)
 
-    def _command(self, cmd):
-        self._cmd[0] = cmd >> 8
-        self._cmd[1] = cmd & 0xFF
-        self._i2c.writeto(self._addr, self._cmd)
-
-    def start(self):
-        """Trigger one single-shot measurement; read() it after conversion_ms."""
-        self._command(self._cmd_meas)
-        self._started = True
-
-    def read(self):
-        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless after start()."""
-        if not self._started:
-            self.start()
-            time.sleep_ms(self.conversion_ms)
-        self._started = False
-        b = self._buf
-        self._i2c.readfrom_into(self._addr, b)
+    def _decode(self, b):
+        # read() -> {"temperature": degC, "humidity": %RH}; start() is one single-shot command
         check_words(b, 2, self._what)
         return decode(b)
 

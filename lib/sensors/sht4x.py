@@ -12,6 +12,7 @@ surfaces as OSError(ENODEV). Its serial number (command 0x89) identifies it at c
 import time
 from micropython import const
 
+from sensors._i2ccmd import I2CCommandSensor
 from sensors.crc import check_words
 
 _CMD_SERIAL = const(0x89)
@@ -25,20 +26,15 @@ _MODES = {
 }
 
 
-class SHT4x:
+class SHT4x(I2CCommandSensor):
     QUANTITIES = ("temperature", "humidity")
     NAME = "SHT4x"
 
     def __init__(self, i2c, address=0x44, precision="high"):
         if precision not in _MODES:
             raise ValueError("SHT4x: precision must be high, medium or low, got %r" % (precision,))
-        self._i2c = i2c
-        self._addr = address
-        self._what = "SHT4x at 0x%02x" % address
-        self._cmd_meas, self.conversion_ms = _MODES[precision]
-        self._cmd = bytearray(1)
-        self._buf = bytearray(6)
-        self._started = False
+        cmd, ms = _MODES[precision]
+        super().__init__(i2c, address, 1, 6, cmd, ms)  # 8-bit commands, T crc RH crc
         try:
             self._command(_CMD_SOFT_RESET)
             time.sleep_ms(1)  # soft reset time 1 ms max, table 5
@@ -52,23 +48,8 @@ class SHT4x:
             (self._buf[0] << 24) | (self._buf[1] << 16) | (self._buf[3] << 8) | self._buf[4]
         )
 
-    def _command(self, cmd):
-        self._cmd[0] = cmd
-        self._i2c.writeto(self._addr, self._cmd)
-
-    def start(self):
-        """Trigger one measurement; read() it after conversion_ms."""
-        self._command(self._cmd_meas)
-        self._started = True
-
-    def read(self):
-        """{"temperature": degC, "humidity": %RH}; blocks conversion_ms unless after start()."""
-        if not self._started:
-            self.start()
-            time.sleep_ms(self.conversion_ms)
-        self._started = False
-        b = self._buf
-        self._i2c.readfrom_into(self._addr, b)
+    def _decode(self, b):
+        # read() -> {"temperature": degC, "humidity": %RH}
         check_words(b, 2, self._what)
         return decode(b)
 

@@ -1,15 +1,6 @@
 # DS18B20 driver over the firmware-style onewire module and the bit-level DS18B20 model.
-import gc
+from driver_util import expect, heap_growth  # first: skips under a 64K heap (see driver_util.py)
 
-if gc.mem_alloc() + gc.mem_free() < 200000:
-    # The simulated board, its device models and the drivers do not fit a 64K test heap
-    # together (the sim alone takes ~25 KB here; on the device machine is built in).
-    class SkipTest(Exception):
-        pass
-
-    raise SkipTest("simulated-board tests need more than a 64K heap")
-
-import gc
 import time
 
 import machine
@@ -34,14 +25,6 @@ def bus(*temps):
         m.set(temperature=t)
         models.append(m)
     return onewire.OneWire(machine.Pin(_pin[0])), models
-
-
-def expect(exc, fn):
-    try:
-        r = fn()
-    except exc as e:
-        return e
-    raise AssertionError("expected %s, got %r" % (exc.__name__, r))
 
 
 def test_scan_finds_every_sensor_by_rom():
@@ -168,16 +151,6 @@ def test_takes_a_pin_and_wraps_it_in_onewire():
 
 def test_1000_reads_keep_the_heap_flat():
     ow, models = bus(19.5, 20.5)
-    s = DS18B20(ow, models[1].rom)
-    r = s.read()
-    gc.collect()
-    before = gc.mem_alloc()
-    for _ in range(1000):
-        s.start()
-        simenv.clock.advance(s.conversion_ms)
-        r = s.read()
-    del r  # only the returned value was kept; drop it too
-    gc.collect()
-    grown = gc.mem_alloc() - before
+    grown = heap_growth(DS18B20(ow, models[1].rom))
     print("DS18B20 heap growth after 1000 reads:", grown)
     assert grown < 512, grown

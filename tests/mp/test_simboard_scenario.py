@@ -1,13 +1,5 @@
 # Scenarios: value curves, device wiring from JSON, WiFi outages and NTP failures.
-import gc
-
-if gc.mem_alloc() + gc.mem_free() < 200000:
-    # The simulated board, its device models and the drivers do not fit a 64K test heap
-    # together (the sim alone takes ~25 KB here; on the device machine is built in).
-    class SkipTest(Exception):
-        pass
-
-    raise SkipTest("simulated-board tests need more than a 64K heap")
+from driver_util import expect  # first: skips under a 64K heap (see driver_util.py)
 
 import os
 import sys
@@ -17,14 +9,6 @@ import scenario
 
 TIMEOUT = 60
 simenv.clock.set_speed(0)
-
-
-def expect(exc, fn):
-    try:
-        r = fn()
-    except exc as e:
-        return e
-    raise AssertionError("expected %s, got %r" % (exc.__name__, r))
 
 
 def run(code, env):

@@ -106,12 +106,17 @@ class I2CWires:
 _i2c = {}
 
 
-def i2c_wires(sda):
-    w = _i2c.get(sda)
+def _wires(table, key, cls):
+    # One bus object per pin, made on first use (which also builds the scenario's devices).
+    w = table.get(key)
     if w is None:
-        w = _i2c[sda] = I2CWires(sda)
+        w = table[key] = cls(key)
         _populate()
     return w
+
+
+def i2c_wires(sda):
+    return _wires(_i2c, sda, I2CWires)
 
 
 class OneWireWires:
@@ -128,11 +133,7 @@ _ow = {}
 
 
 def ow_wires(n):
-    w = _ow.get(n)
-    if w is None:
-        w = _ow[n] = OneWireWires(n)
-        _populate()
-    return w
+    return _wires(_ow, n, OneWireWires)
 
 
 dht_devices = {}  # pin -> model
