@@ -117,12 +117,10 @@ class Board:
 
     def bus_for(self, scfg):
         """What sensors.make() takes for this sensor config."""
-        from node.schema import TYPES
-
-        kind = TYPES[scfg["type"]][0]
-        if kind == "i2c":
+        # A normalized sensor config has "address" only for I2C types (config.TYPES).
+        if "address" in scfg:
             return self.i2c(scfg.get("bus", 0))
-        if kind == "adc":
+        if scfg["type"] == "adc":
             return self.adc(scfg["pin"])
         return self.pin(scfg["pin"])
 

@@ -222,5 +222,5 @@ def _validate(doc):
 
     msgs = config.validate(doc)
     del config
-    _unload("node.config", "node.schema", "node.schema_sensors")
+    _unload("node.config")
     return msgs

@@ -117,7 +117,7 @@ def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
     del _config
     from node.app import Node, _unload
 
-    _unload("node.config", "node.schema", "node.schema_sensors")
+    _unload("node.config")
     return (
         Node(
             cfg, board, clock, reason, source or "config", problems, guard, trial, t_reset=t_reset
