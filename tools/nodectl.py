@@ -391,8 +391,10 @@ def build(
     version: str | None = None,
     compile_py: bool = True,
     repo: Path = REPO,
+    boards: Path = REPO / "boards",
 ) -> dict:
-    """Compile lib/**.py into out/lib/**.mpy (boot.py/main.py stay source at out/), write
+    """Compile lib/**.py into out/lib/**.mpy (boot.py/main.py stay source at out/), copy the
+    board definitions to out/lib/boards/, write
     out/version.json and, when lib/node exists, out/lib/node/version.mpy (VERSION, BUILD).
     Output depends only on the sources and the version string, so a rebuild copies nothing."""
     if not lib.is_dir():
@@ -420,6 +422,12 @@ def build(
     for name in ROOT_FILES:
         if (firmware / name).is_file():
             shutil.copyfile(firmware / name, out / name)
+    # Board definitions travel with the node app (lib/boards/<board>.json is where
+    # node/board.py looks), so the pins a config names are the ones in boards/.
+    if (lib / "node").is_dir() and boards.is_dir():
+        (out / "lib" / "boards").mkdir()
+        for bdef in sorted(boards.glob("*.json")):
+            shutil.copyfile(bdef, out / "lib" / "boards" / bdef.name)
     for p in sorted(out.rglob("*")):
         if p.is_file():
             digest.update(p.relative_to(out).as_posix().encode() + b"\0" + p.read_bytes())
@@ -456,6 +464,7 @@ def cmd_build(args) -> int:
         out,
         version=args.version,
         compile_py=not args.no_compile,
+        boards=Path(args.boards),
     )
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     log(
@@ -678,7 +687,7 @@ def cmd_deploy(args) -> int:
     log(out or f"{config}: OK")
     build_dir = Path(args.build_dir)
     if not args.no_build:
-        info = build(lib, Path(args.root_dir), build_dir, version=args.version)
+        info = build(lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards))
         log(f"built {build_dir}: version {info['version']} build {info['build']}")
     elif not build_dir.is_dir():
         raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
@@ -984,7 +993,7 @@ def cmd_provision(args) -> int:
                     raise Refused(f"node {n['id']}: generated config is not valid; nothing written")
     build_dir = Path(args.build_dir)
     if not args.no_build:
-        info = build(lib, Path(args.root_dir), build_dir, version=args.version)
+        info = build(lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards))
         log(f"built {build_dir}: version {info['version']} build {info['build']}")
     elif not build_dir.is_dir():
         raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
@@ -1317,6 +1326,9 @@ def make_parser() -> argparse.ArgumentParser:
         )
         s.add_argument("--build-dir", default=str(REPO / "build" / "device"))
         s.add_argument("--no-build", action="store_true", help="use --build-dir as it is")
+        s.add_argument(
+            "--boards", default=str(REPO / "boards"), help="board definitions (default: boards/)"
+        )
         s.add_argument("--version", help="version string to stamp (default: git describe)")
 
     s = sub.add_parser(
@@ -1346,6 +1358,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--lib", default=str(REPO / "lib"))
     s.add_argument("--root-dir", default=str(REPO / "firmware"), help="boot.py, main.py")
     s.add_argument("--out", default=str(REPO / "build" / "device"))
+    s.add_argument("--boards", default=str(REPO / "boards"), help="board definitions (boards/)")
     s.add_argument("--version", help="version string to stamp (default: git describe)")
     s.add_argument(
         "--no-compile", action="store_true", help="copy .py sources instead of compiling"
@@ -1382,7 +1395,6 @@ def make_parser() -> argparse.ArgumentParser:
         "--fs-start", default=hex(VFS_START), help="vfs partition start (default 0x200000)"
     )
     s.add_argument("--chip", help="default: the fleet file's, else the board definition's")
-    s.add_argument("--boards", default=str(REPO / "boards"), help="board definitions (boards/)")
     s.add_argument(
         "--fw", "--firmware", dest="fw", help="MicroPython .bin to merge into a factory image"
     )

@@ -14,13 +14,15 @@ import json
 
 import machine
 
-# Fallbacks when no board file is on the device (pins from the vendors' pinouts).
+# Fallbacks when no board file is on the device (`nodectl build` ships boards/ as lib/boards/).
+# tests/mp/test_node_board.py keeps these equal to boards/*.json.
 _BUILTIN = {
-    "esp32-devkitc": {"i2c": [{"sda": 21, "scl": 22}], "button": 0, "led": None},
-    "lolin-d32": {"i2c": [{"sda": 21, "scl": 22}], "button": None, "led": 5},
-    "esp32-s3-devkitc": {"i2c": [{"sda": 8, "scl": 9}], "button": 0, "led": None},
-    "esp32-c3-supermini": {"i2c": [{"sda": 8, "scl": 9}], "button": 9, "led": 8},
-    "sim": {"i2c": [{"sda": 21, "scl": 22}], "button": 0, "led": 2},
+    "esp32-devkitc": {"i2c": [{"sda": 21, "scl": 22, "freq": 400000}], "button": 0, "led": None},
+    "lolin-d32": {"i2c": [{"sda": 21, "scl": 22, "freq": 400000}], "button": None, "led": 5},
+    "esp32-s3-devkitc": {"i2c": [{"sda": 8, "scl": 9, "freq": 400000}], "button": 0, "led": 48},
+    # GPIO8 (LED) and GPIO9 (boot button) are strapping pins, so I2C sits on 6/7
+    "esp32-c3-supermini": {"i2c": [{"sda": 6, "scl": 7, "freq": 400000}], "button": 9, "led": 8},
+    "sim": {"i2c": [{"sda": 21, "scl": 22, "freq": 400000}], "button": 0, "led": 2},
 }
 
 _RESET_CAUSES = (

@@ -27,9 +27,12 @@ def test_build_compiles_lib_keeps_boot_and_main_and_stamps_the_version(tmp_path)
     )
     assert r.returncode == 0, r.stderr
     files = sorted(x.relative_to(out).as_posix() for x in out.rglob("*") if x.is_file())
+    boards = sorted(f"lib/boards/{b.name}" for b in (REPO / "boards").glob("*.json"))
+    assert len(boards) >= 5  # the board definitions travel with the node app
     assert files == [
         "boot.py",
         "lib/blink.mpy",
+        *boards,
         "lib/extra/__init__.mpy",
         "lib/extra/gone.mpy",
         "lib/node/__init__.mpy",

@@ -6,7 +6,10 @@ import sys
 
 import pytest
 from ptydevice import PtyDevice
-from tools_util import GOOD_CONFIG, Project, nodectl, run_nodectl
+from tools_util import GOOD_CONFIG, REPO, Project, nodectl, run_nodectl
+
+# build ships every board definition as lib/boards/<name>.json
+BOARDS = {f"lib/boards/{b.name}" for b in (REPO / "boards").glob("*.json")}
 
 
 @pytest.fixture
@@ -75,10 +78,10 @@ def test_deploy_lands_compiled_files_config_and_version(project, device):
         "lib/node/__init__.mpy",
         "lib/node/config.mpy",
         "lib/node/version.mpy",
-    }
+    } | BOARDS
     assert files["lib/blink.mpy"][:1] == b"M"  # mpy-cross output, not source
     assert json.loads(files["version.json"])["version"] == "test-1"
-    assert "7 copied" not in r.stdout and "11 copied" in r.stdout
+    assert f"{11 + len(BOARDS)} copied" in r.stdout
     # The compiled modules run on the device, and the node can report its version.
     out = on_device(
         device,
@@ -93,7 +96,7 @@ def test_second_deploy_copies_nothing(project, device):
     before = {p: (device.root / p).stat().st_mtime_ns for p in device.files()}
     r = deploy(project, device)
     assert r.returncode == 0, r.stderr
-    assert "11 unchanged, 0 to copy, 0 to remove" in r.stdout
+    assert f"{11 + len(BOARDS)} unchanged, 0 to copy, 0 to remove" in r.stdout
     assert {p: (device.root / p).stat().st_mtime_ns for p in device.files()} == before
 
 
