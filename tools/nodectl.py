@@ -687,7 +687,9 @@ def cmd_deploy(args) -> int:
     log(out or f"{config}: OK")
     build_dir = Path(args.build_dir)
     if not args.no_build:
-        info = build(lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards))
+        info = build(
+            lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards)
+        )
         log(f"built {build_dir}: version {info['version']} build {info['build']}")
     elif not build_dir.is_dir():
         raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
@@ -993,7 +995,9 @@ def cmd_provision(args) -> int:
                     raise Refused(f"node {n['id']}: generated config is not valid; nothing written")
     build_dir = Path(args.build_dir)
     if not args.no_build:
-        info = build(lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards))
+        info = build(
+            lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards)
+        )
         log(f"built {build_dir}: version {info['version']} build {info['build']}")
     elif not build_dir.is_dir():
         raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
