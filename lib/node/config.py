@@ -15,9 +15,10 @@ Command line (Unix port or device REPL), exit 1 when there are problems, 2 on ba
 
 import json
 
-# This module stands alone (no imports from the node package): the host tool runs it by itself
-# as `micropython -m node.config check`, and the running node loads it only to validate and
-# drops it again. (node/cfgfile.py repeats the small file helpers for the running node.)
+# The file helpers live in node/cfgfile.py (small, kept loaded by the running node); this module
+# is the validator, which the node loads only to validate and drops again, and which the host
+# tool runs as `micropython -m node.config check` with lib/ on MICROPYPATH.
+from node.cfgfile import keep_good, load_doc, merge, read_json, save_json  # noqa: F401
 
 VERSION = 1
 
@@ -409,66 +410,6 @@ def check_sensor(c, path, s, names, used_topics, board_pins):
         nq[qn] = qo
     n["quantities"] = nq
     return n
-
-
-def merge(base, over):
-    """Merge `over` (secrets) into `base` recursively; lists and scalars replace. Returns base."""
-    if not isinstance(base, dict) or not isinstance(over, dict):
-        return over
-    for k in over:
-        if k in base and isinstance(base[k], dict) and isinstance(over[k], dict):
-            merge(base[k], over[k])
-        else:
-            base[k] = over[k]
-    return base
-
-
-def read_json(path):
-    """Return (doc, None) or (None, message) for a missing or unparsable file."""
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
-        return None, "%s: cannot be read (missing?)" % path
-    try:
-        return json.loads(text), None
-    except (ValueError, TypeError) as e:
-        return None, "%s: not valid JSON (%s)" % (path, e)
-
-
-def load_doc(path, secrets=None, need_secrets=False):
-    """Read config and merge secrets (optional unless need_secrets). Returns (doc, messages)."""
-    doc, err = read_json(path)
-    if err:
-        return None, [err]
-    if secrets:
-        sec, err = read_json(secrets)
-        if err and (need_secrets or not err.endswith("(missing?)")):
-            return None, [err]
-        if sec is not None:
-            if not isinstance(sec, dict):
-                return None, ["%s: expected a JSON object {...}" % secrets]
-            doc = merge(doc, sec)
-    return doc, []
-
-
-def save_json(path, doc):
-    """Write atomically: a power cut leaves either the old or the new file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    import os
-
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    os.rename(tmp, path)
-
-
-def keep_good(doc, lastgood="config.lastgood.json"):
-    """Store `doc` (the merged, valid config) as the last-good copy."""
-    save_json(lastgood, doc)
 
 
 def _section(c, doc, key, allowed):

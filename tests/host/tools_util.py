@@ -45,7 +45,8 @@ class Project:
         self.config = root / "config.json"
         self.secrets = root / "secrets.json"
         (self.lib / "node").mkdir(parents=True)
-        shutil.copyfile(REPO / "lib" / "node" / "config.py", self.lib / "node" / "config.py")
+        for mod in ("config.py", "cfgfile.py"):  # the validator and its file helpers
+            shutil.copyfile(REPO / "lib" / "node" / mod, self.lib / "node" / mod)
         self.write("lib/node/__init__.py", "")
         self.write("lib/blink.py", "def on():\n    return 'blink on'\n")
         self.write("lib/extra/__init__.py", "")
