@@ -119,6 +119,7 @@ class Node:
         self._sleep_reads_done = False
         self._wake = []  # sleeper: readings of this wake not yet published
         self._json_due = False
+        self._json_t = None  # measurement time of the readings in the pending JSON document
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):

@@ -142,12 +142,17 @@ def emit(n, s, pairs, now):
                 refused = True  # the wrapper's outbox is full: keep the reading instead
         if n.cfg["json"]:
             n._json_due = True  # one document per step, with every sensor's values
+            n._json_t = t  # stamped with the measurement time, not the time it goes out
         if not refused:
             return
         rec = record(pairs, t, s.name, None if t is not None else uptime_s(n, now))
         if n.spool is not None:
             n.spool.put(rec)
-    elif n.sleeper and not n._connected_once and len(n._wake) < 16:
+        return
+    # Offline from here on: this reading goes to the spool (backlog), so a document still
+    # pending from before the outage must not go out later carrying this value as live.
+    n._json_due = False
+    if n.sleeper and not n._connected_once and len(n._wake) < 16:
         # Taken this wake before the network is up: published live once connected.
         n._wake.append((s.name, pairs, t, uptime_s(n, now)))
     else:
@@ -169,7 +174,7 @@ def converting(n):
 
 
 def publish_json(n, now):
-    t = n.time.unix()
+    t = n._json_t
     allv = []
     for x in n.sensors:
         for k in x.latest:

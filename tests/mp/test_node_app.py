@@ -124,3 +124,25 @@ def test_reading_refused_by_a_full_outbox_is_spooled_not_lost():
     w.run(2000)
     back = [json.loads(p) for p in w.mq.topics("Erdgeschoss/Wohnzimmer/backlog")]
     assert [b["Temp"] for b in back] == [23.0], back
+
+
+def test_json_document_keeps_measurement_time_and_an_outage_cancels_a_pending_one():
+    from node import sensing
+
+    w = World(doc(json=True))
+    w.run(100)
+    n, s = w.node, w.node.sensors[0]
+    base = "Erdgeschoss/Wohnzimmer/"
+    sensing.emit(n, s, [("Temp", "21.5")], w.clock.ms)  # online: a document is now pending
+    w.clock.advance(7000)
+    w.mq.up = False
+    w.mq.step()  # the wrapper notices the broker is gone before the document went out
+    s.latest["Temp"] = "22.5"
+    sensing.emit(n, s, [("Temp", "22.5")], w.clock.ms)  # offline: spooled for the backlog
+    w.mq.up = True
+    w.run(3000)
+    back = [json.loads(p) for p in w.mq.topics(base + "backlog")]
+    assert [b["Temp"] for b in back] == [22.5], back
+    docs = [json.loads(p) for p in w.mq.topics(base + "json")]
+    # the offline reading arrives once, on the backlog, never also as a "live" document
+    assert all(d["Temp"] != 22.5 and d["t"] != back[0]["t"] for d in docs), (docs, back)
