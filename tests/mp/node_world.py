@@ -4,26 +4,12 @@ import json
 import os
 
 import node_fakes as F
+from tmpdir import fresh_dir
 from node import app
 
 
-def _uid():
-    # a per-process number: tests may run in parallel
-    return int.from_bytes(os.urandom(4), "little")
-
-
-_n = [0]
-
-
 def tmp():
-    _n[0] += 1
-    d = "/tmp/node_app_%d_%d" % (_uid(), _n[0])
-    try:
-        os.mkdir(d)
-    except OSError:
-        pass
-    for f in os.listdir(d):
-        os.remove(d + "/" + f)
+    d = fresh_dir("node_app")
     os.chdir(d)
     return d
 

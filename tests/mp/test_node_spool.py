@@ -2,25 +2,11 @@
 import os
 
 from node.spool import Spool
-
-
-def _uid():
-    # a per-process number: tests may run in parallel
-    return int.from_bytes(os.urandom(4), "little")
-
-
-_n = [0]
+from tmpdir import fresh_dir
 
 
 def fresh():
-    _n[0] += 1
-    d = "/tmp/node_spool_%d_%d" % (_uid(), _n[0])
-    try:
-        os.mkdir(d)
-    except OSError:
-        pass
-    for f in os.listdir(d):
-        os.remove(d + "/" + f)
+    d = fresh_dir("node_spool")
     return d + "/spool.dat"
 
 
