@@ -456,6 +456,19 @@ def build(
     return info
 
 
+def fresh_build(args, lib: Path) -> Path:
+    """Build into --build-dir for deploy and provision, or use it as it is with --no-build."""
+    build_dir = Path(args.build_dir)
+    if not args.no_build:
+        info = build(
+            lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards)
+        )
+        log(f"built {build_dir}: version {info['version']} build {info['build']}")
+    elif not build_dir.is_dir():
+        raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
+    return build_dir
+
+
 def cmd_build(args) -> int:
     out = Path(args.out)
     info = build(
@@ -685,14 +698,7 @@ def cmd_deploy(args) -> int:
         log(f"deploy refused: {config} is not valid; nothing was copied")
         return EXIT_REFUSED
     log(out or f"{config}: OK")
-    build_dir = Path(args.build_dir)
-    if not args.no_build:
-        info = build(
-            lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards)
-        )
-        log(f"built {build_dir}: version {info['version']} build {info['build']}")
-    elif not build_dir.is_dir():
-        raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
+    build_dir = fresh_build(args, lib)
     local = local_manifest(build_dir, config, secrets)
     root_files = [p for p in local if "/" not in p]
 
@@ -993,14 +999,7 @@ def cmd_provision(args) -> int:
                         msg.replace(str(cfg_path), f"node {n['id']} config.json"), file=sys.stderr
                     )
                     raise Refused(f"node {n['id']}: generated config is not valid; nothing written")
-    build_dir = Path(args.build_dir)
-    if not args.no_build:
-        info = build(
-            lib, Path(args.root_dir), build_dir, version=args.version, boards=Path(args.boards)
-        )
-        log(f"built {build_dir}: version {info['version']} build {info['build']}")
-    elif not build_dir.is_dir():
-        raise Refused(f"--build-dir {build_dir}: no such directory (run `nodectl build`)")
+    build_dir = fresh_build(args, lib)
     app = {
         p.relative_to(build_dir).as_posix(): p.read_bytes()
         for p in sorted(build_dir.rglob("*"))

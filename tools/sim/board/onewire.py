@@ -108,12 +108,7 @@ class OneWire:
         return found
 
     def crc8(self, data):
-        crc = 0
-        for b in data:
-            for _ in range(8):
-                mix = (crc ^ b) & 1
-                crc >>= 1
-                if mix:
-                    crc ^= 0x8C
-                b >>= 1
-        return crc
+        # The firmware's OneWire.crc8 is the Dallas/Maxim CRC the simulated chips compute too.
+        from simdev.base import crc8_maxim
+
+        return crc8_maxim(data)
