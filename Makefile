@@ -22,9 +22,22 @@ BASE ?=
 BROKER ?=
 SCENARIO ?=
 HEAP ?= 256K
+FROZEN ?=
+
+# The device twin: MicroPython's Unix port built 32-bit with float32, like the ESP32 port, from
+# the MicroPython source tarball beside the repository (SHARED=). See tools/twin/README.md.
+SHARED ?= ../shared
+TWIN_TAR := $(SHARED)/micropython/micropython-src.tar.gz
+TWIN_TREE := build/twin/src/micropython
+TWIN := build/twin/micropython
+TWIN_FROZEN := build/twin-frozen/micropython
+TWIN_DEPS := $(wildcard tools/twin/*.h tools/twin/*.mk tools/twin/*.py) \
+	$(shell find tools/sim/board -name '*.py' 2>/dev/null)
+LIB_PY := $(shell find lib -name '*.py' 2>/dev/null) manifest.py
 
 .DEFAULT_GOAL := help
 .PHONY: help setup venv mosquitto typings test test-compiled test-heap lint typecheck bench sim \
+	twin twin-toolchain test-twin bench-twin \
 	build flash deploy provision config-check monitor console package package-check clean
 
 DRY := $(if $(DRY_RUN),--dry-run)
@@ -73,10 +86,44 @@ test: $(STAMP) mosquitto ## Run the whole test suite (T=path to narrow it)
 test-compiled: $(STAMP) mosquitto ## Run the MicroPython tests against lib/ compiled with mpy-cross
 	$(PY) -m pytest tests/mp --mp-compiled $(PYTEST_ARGS)
 
-# 64-bit Unix port: objects take about twice the heap they take on the ESP32, so 256K here is
-# roughly the ~100-128 KB Python heap of an ESP32 without PSRAM.
+# 64-bit Unix port with a bounded heap: catches unbounded growth. The device's own heap figures
+# come from the twin (make bench-twin), not from this.
 test-heap: $(STAMP) mosquitto ## MicroPython tests from .mpy with a device-sized heap (HEAP=256K)
 	$(PY) -m pytest tests/mp --mp-compiled --mp-heap=$(HEAP) $(PYTEST_ARGS)
+
+twin: $(TWIN) $(if $(FROZEN),$(TWIN_FROZEN)) ## Build the device twin (32-bit, float32) in build/twin/ (FROZEN=1: also with lib/ frozen)
+
+# gcc -m32 needs Debian's gcc-multilib: installed here when root, else the exact command is given.
+twin-toolchain:
+	@if echo 'int main(void){return 0;}' | gcc -m32 -x c - -o /dev/null 2>/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "gcc -m32 cannot link: installing Debian's gcc-multilib"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-multilib >/dev/null; \
+	else echo "gcc -m32 cannot link: run 'sudo apt-get install gcc-multilib' and try again" >&2; exit 1; fi
+
+$(TWIN_TREE)/.unpacked: $(TWIN_TAR)
+	@test -f "$(TWIN_TAR)" || { echo "$(TWIN_TAR) is missing: set SHARED= to the folder that holds micropython/micropython-src.tar.gz" >&2; exit 1; }
+	rm -rf build/twin/src && mkdir -p build/twin/src
+	tar xzf "$(TWIN_TAR)" -C build/twin/src
+	@touch $@
+
+# A twin variant: $(1) variant name, $(2) variant folder, $(3) the interpreter to produce.
+define twin_build
+	$(MAKE) -s -C $(TWIN_TREE)/ports/unix -j$$(nproc) VARIANT=$(1) VARIANT_DIR=$(abspath $(2)) CC="gcc -m32"
+	mkdir -p $(dir $(3)) && cp $(TWIN_TREE)/ports/unix/build-$(1)/micropython $(3)
+endef
+
+$(TWIN): $(TWIN_TREE)/.unpacked $(TWIN_DEPS) | twin-toolchain
+	$(call twin_build,twin,tools/twin,$@)
+
+$(TWIN_FROZEN): $(TWIN_TREE)/.unpacked $(TWIN_DEPS) $(wildcard tools/twin/frozen/*) $(LIB_PY) | twin-toolchain
+	$(call twin_build,twin-frozen,tools/twin/frozen,$@)
+
+test-twin: $(STAMP) mosquitto $(TWIN) ## The MicroPython tests on the device twin, lib/ compiled with mpy-cross
+	$(PY) -m pytest tests/mp --mp-twin --mp-compiled $(PYTEST_ARGS)
+
+bench-twin: $(STAMP) mosquitto $(TWIN) $(TWIN_FROZEN) ## Heap of the node on the device twin (frozen lib, then .mpy)
+	$(PY) bench/bench_twin.py
 
 lint: $(STAMP) ## ruff over everything (MicroPython-aware per-folder rules in pyproject.toml)
 	$(VENV)/bin/ruff check .
@@ -84,7 +131,7 @@ lint: $(STAMP) ## ruff over everything (MicroPython-aware per-folder rules in py
 typecheck: $(STAMP) typings ## basedpyright over firmware/ and lib/ against the ESP32 stubs
 	$(VENV)/bin/basedpyright
 
-bench: $(STAMP) mosquitto ## Benchmarks and endurance runs: print figures, never pass/fail
+bench: $(STAMP) mosquitto $(TWIN) $(TWIN_FROZEN) ## Benchmarks and endurance runs (twin heap included): print figures, never pass/fail
 	@set -e; for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b; done
 
 sim: $(STAMP) mosquitto ## Run the node on the simulated board against a local broker (BROKER=, SCENARIO=)

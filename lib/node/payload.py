@@ -9,7 +9,6 @@ or absurd reading can never reach the broker as a number.
     record([("Temp", "21.5")], 1763784000, "bme280")   # '{"t":1763784000,"s":"bme280","Temp":21.5}'
 """
 
-import math
 
 
 class Topics:
@@ -35,7 +34,7 @@ class Topics:
 
 def fmt(v, decimals):
     """The plain-text payload for a value; None for nan/inf/None (never publish those)."""
-    if v is None or v != v or v == math.inf or v == -math.inf:
+    if v is None or v - v != 0:  # nan, +-inf (see filters.transform for why not math.inf)
         return None
     if isinstance(v, bool):
         v = int(v)
