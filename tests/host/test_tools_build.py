@@ -62,14 +62,14 @@ def test_build_compiles_lib_keeps_boot_and_main_and_stamps_the_version(tmp_path)
 
 def test_build_is_reproducible_and_the_stamp_follows_the_content(tmp_path):
     p = Project(tmp_path / "p")
-    a = nodectl.build(p.lib, p.firmware, tmp_path / "a", version="x")
-    b = nodectl.build(p.lib, p.firmware, tmp_path / "b", version="x")
+    a = nodectl.build.build(p.lib, p.firmware, tmp_path / "a", version="x")
+    b = nodectl.build.build(p.lib, p.firmware, tmp_path / "b", version="x")
     assert a == b
     for f in (tmp_path / "a").rglob("*"):
         if f.is_file():
             assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
     p.write("lib/blink.py", "def on():\n    return 2\n")
-    assert nodectl.build(p.lib, p.firmware, tmp_path / "c", version="x")["build"] != a["build"]
+    assert nodectl.build.build(p.lib, p.firmware, tmp_path / "c", version="x")["build"] != a["build"]
 
 
 def test_build_reports_a_syntax_error_with_the_file(tmp_path):
@@ -96,7 +96,7 @@ def test_committed_package_json_is_mip_format_and_points_at_real_files():
 
 def test_mip_installs_the_package_into_lib_on_the_device(tmp_path, device):
     p = Project(tmp_path / "p")
-    pkg = nodectl.package_json(p.lib, "1.0.0", repo=p.root)
+    pkg = nodectl.package.package_json(p.lib, "1.0.0", repo=p.root)
     (p.root / "package.json").write_text(json.dumps(pkg))
     # --target lib: relative, because on the Unix port /lib would be the host's.
     r = subprocess.run(
@@ -156,12 +156,12 @@ def test_version_follows_the_device_code_not_the_rest_of_the_repo(tmp_path):
     git("add", "lib", "firmware")
     git("commit", "-q", "-m", "device code")
     git("tag", "v1.0")
-    assert nodectl.git_version(repo) == "v1.0"
+    assert nodectl.build.git_version(repo) == "v1.0"
     (repo / "README.md").write_text("docs\n")
     git("add", "README.md")
     git("commit", "-q", "-m", "docs only")
-    assert nodectl.git_version(repo) == "v1.0"  # a deploy after this copies nothing
+    assert nodectl.build.git_version(repo) == "v1.0"  # a deploy after this copies nothing
     p.write("lib/blink.py", "def on():\n    return 3\n")
-    assert nodectl.git_version(repo) == "v1.0-dirty"
+    assert nodectl.build.git_version(repo) == "v1.0-dirty"
     git("commit", "-q", "-am", "blink 3")
-    assert nodectl.git_version(repo).startswith("v1.0-2-g")
+    assert nodectl.build.git_version(repo).startswith("v1.0-2-g")

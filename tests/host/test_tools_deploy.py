@@ -208,14 +208,14 @@ def test_restart_is_skipped_on_the_unix_port_and_it_stays_usable(project, device
 
 def test_a_real_board_gets_one_mpremote_run_ending_in_a_hard_reset(tmp_path):
     local = {"lib/a.mpy": tmp_path / "a.mpy", "config.json": tmp_path / "c.json"}
-    plan = nodectl.DeployPlan(
+    plan = nodectl.deploy.DeployPlan(
         copy=["config.json", "lib/a.mpy"],
         remove=["lib/old.mpy"],
         mkdir=["lib"],
         rmdir=[],
         unchanged=[],
     )
-    argv = nodectl.deploy_argvs("/dev/ttyUSB0", plan, local, resume=False, restart=True)
+    argv = nodectl.deploy.deploy_argvs("/dev/ttyUSB0", plan, local, resume=False, restart=True)
     cmds = " ".join(argv[argv.index("/dev/ttyUSB0") + 1 :]).split(" + ")
     assert cmds[0].startswith("resume exec ")  # the listing run already interrupted the node
     assert "os.mkdir('lib')" in cmds[0] and "os.remove('lib/old.mpy')" in cmds[0]
@@ -225,6 +225,6 @@ def test_a_real_board_gets_one_mpremote_run_ending_in_a_hard_reset(tmp_path):
     ]
     assert cmds[3].startswith("exec ") and "@@NODECTL END" in cmds[3]  # verify by hash
     assert cmds[4] == "reset"
-    nothing = nodectl.DeployPlan([], [], [], [], ["lib/a.mpy"])
-    assert nodectl.deploy_argvs("P", nothing, local, resume=False, restart=True)[-1] == "reset"
-    assert nodectl.deploy_argvs("P", nothing, local, resume=False, restart=False) is None
+    nothing = nodectl.deploy.DeployPlan([], [], [], [], ["lib/a.mpy"])
+    assert nodectl.deploy.deploy_argvs("P", nothing, local, resume=False, restart=True)[-1] == "reset"
+    assert nodectl.deploy.deploy_argvs("P", nothing, local, resume=False, restart=False) is None

@@ -99,7 +99,7 @@ def test_once_prints_a_table(broker, base):
     assert ["value", "Temp", "21.5", "retained"] in rows
     assert ["diagnostics", "info.fw", '"v1.2-3-gabc"', "retained"] in rows
     order = [r[0] for r in rows]
-    assert order == sorted(order, key=nodectl.KIND_ORDER.index)
+    assert order == sorted(order, key=nodectl.monitor.KIND_ORDER.index)
 
 
 def test_offline_node_exits_1(broker, base):
