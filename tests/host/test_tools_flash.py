@@ -150,7 +150,9 @@ def test_firmware_plus_filesystem_in_one_write(tmp_path):
 
 def test_write_falls_back_to_a_lower_baud_and_fails_when_all_do():
     calls = []
-    steps = nodectl.flash.flash_plan(nodectl.flash.CHIPS["esp32"], "P", Path("fw.bin"), esptool=["e"])
+    steps = nodectl.flash.flash_plan(
+        nodectl.flash.CHIPS["esp32"], "P", Path("fw.bin"), esptool=["e"]
+    )
     nodectl.flash.run_flash_plan(
         steps, runner=lambda argv: calls.append(argv) or (1 if "460800" in argv else 0)
     )
@@ -343,7 +345,6 @@ def test_folder_and_module_forms_both_run(tmp_path):
     ):
         r = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=30)
         assert r.returncode == 0 and "exit codes:" in r.stdout, (argv, r.stderr)
-
 
 
 def test_provision_flash_writes_firmware_and_the_nodes_image(tmp_path, fake_esptool, monkeypatch):

@@ -174,25 +174,27 @@ def deploy_argvs(
     return argv
 
 
-def mpremote_failure(port: str, output: str, doing: str) -> ToolFailed:
+# What mpremote says when the board went away or stopped answering while it soft-reset it: a
+# board whose boot.py/main.py resets it, or a USB-serial chip that re-enumerates.
+_GONE = ("could not enter raw repl", "Input/output error", "returned no data", "Errno 5")
+
+
+def mpremote_failure(port: str, output: str, stage: str) -> ToolFailed:
     """One line for a failed mpremote run (its last error line, not its traceback), with what
-    to try; the full output stays available with NODECTL_VERBOSE=1."""
+    to try; NODECTL_VERBOSE=1 shows mpremote's whole output too."""
     lines = [x.strip() for x in output.strip().splitlines() if x.strip()]
     last = lines[-1] if lines else "no output"
-    last = last.split(": ", 1)[1] if last.startswith("mpremote.") and ": " in last else last
-    if "could not enter raw repl" in output:
-        why = (
-            f"the board on {port} did not stay at the REPL after mpremote's soft reset "
-            "(it may reset itself, or its boot.py/main.py keeps it busy); "
-            "try again with --resume (make deploy RESUME=1)"
-        )
-    elif "failed to access" in output or "no device found" in output:
-        why = f"cannot open {port} (in use by another program, e.g. a console, or unplugged)"
-    else:
-        why = f"mpremote failed on {port}: {last}"
     if os.environ.get("NODECTL_VERBOSE"):
         sys.stderr.write(output.rstrip() + "\n")
-    return ToolFailed(f"{doing}: {why}")
+    if any(g in output for g in _GONE):
+        return ToolFailed(
+            f"the board on {port} went away or stopped answering {stage} ({last}); "
+            "if it resets itself on mpremote's soft reset, try again with --resume "
+            "(make deploy RESUME=1)"
+        )
+    if "failed to access" in output:
+        return ToolFailed(f"cannot open {port} {stage}: is a console or monitor using it?")
+    return ToolFailed(f"mpremote failed on {port} {stage}: {last}")
 
 
 def cmd_deploy(args) -> int:
@@ -214,7 +216,7 @@ def cmd_deploy(args) -> int:
     listing = mpremote_argv(port, args.resume) + ["exec", device_hash_script(root_files)]
     r = run(listing, capture_output=True, text=True, timeout=args.timeout)
     if r.returncode != 0:
-        raise mpremote_failure(port, r.stdout + r.stderr, "deploy")
+        raise mpremote_failure(port, r.stdout + r.stderr, "while listing its files")
     remote, remote_dirs, platform = parse_device_listing(r.stdout)
     plan = plan_deploy(local, remote, remote_dirs)
     for p in plan.copy:
@@ -235,7 +237,7 @@ def cmd_deploy(args) -> int:
     if argv is not None:
         r = run(argv, capture_output=True, text=True, timeout=args.timeout)
         if r.returncode != 0:
-            raise mpremote_failure(port, r.stdout + r.stderr, "deploy (copying)")
+            raise mpremote_failure(port, r.stdout + r.stderr, "while copying")
         if plan.copy:
             after, _, _ = parse_device_listing(r.stdout)
             bad = [p for p in plan.copy if after.get(p) != sha256_file(local[p])]
