@@ -4,7 +4,6 @@ What cannot run here: talking to a real ROM bootloader. The end-to-end CLI tests
 esptool ($NODECTL_ESPTOOL) that answers `flash-id` like esptool 5 and records every call."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

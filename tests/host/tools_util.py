@@ -17,7 +17,7 @@ import nodectl.deploy  # noqa: E402
 import nodectl.flash  # noqa: E402
 import nodectl.monitor  # noqa: E402
 import nodectl.package  # noqa: E402
-import nodectl.provision  # noqa: E402
+import nodectl.provision  # noqa: E402, F401  (the tests reach the modules through nodectl.*)
 
 GOOD_CONFIG = {
     "version": 1,
