@@ -197,9 +197,9 @@ broker: $(USER_STAMP) ## Mosquitto configuration for the nodes: make broker FLEE
 	$(NODECTL) broker $(if $(FLEET),--fleet "$(FLEET)") $(if $(TLS),--tls) $(if $(BROKER_HOST),--hostname "$(BROKER_HOST)")
 
 # A fresh venv with only requirements-user.txt runs config-check, build, deploy (to the Unix port
-# on a pty), monitor and broker. Slow (a pip install from scratch), so not part of `make test`.
+# on a pty), monitor and broker (also part of `make test`).
 check-user-tools: $(STAMP) mosquitto ## Prove the user tools run with only requirements-user.txt
-	USER_TOOLS_CHECK=1 $(PY) -m pytest tests/host/test_tools_user_venv.py $(PYTEST_ARGS)
+	$(PY) -m pytest tests/host/test_tools_user_venv.py $(PYTEST_ARGS)
 
 clean: ## Remove build output and caches (keeps the venv)
 	rm -rf build .pytest_cache .ruff_cache .sim
