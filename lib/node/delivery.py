@@ -21,14 +21,15 @@ drop the repeat.
 """
 
 from node.payload import record
-from node.spool import Spool as Store
 
 REPLAY_BATCH = 10  # backlog records handed to the wrapper per batch
 HOLD = 16  # readings a battery node holds before its first connect of a wake; more go stored
 
 
 def open_store(sp):
-    """The durable store from the config's `spool` section."""
+    """The durable store from the config's `spool` section (safe mode opens none)."""
+    from node.spool import Spool as Store
+
     return Store(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"])
 
 
