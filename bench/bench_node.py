@@ -59,6 +59,10 @@ except OSError:
     prog = {"done": 0, "samples": [], "high_water": 0, "boots": 0}
 prog["boots"] += 1
 node, reason, problems = startup.build()
+# as firmware/main.py does: start-up code runs once, its heap goes back before the loop
+from node import cold
+del startup
+cold.unload("node.startup", "node.cfgfile")
 node.start()
 node.board.wdt(60000)
 gc.collect()
@@ -97,7 +101,7 @@ print("BENCH " + repr({"imports_and_boot": prog["imports_and_boot"], "sim_base":
        "samples": prog["samples"], "high_water": prog["high_water"],
        "total": total, "boots": prog["boots"],
        "published": node.published, "sim_ms": time.ticks_diff(time.ticks_ms(), t0),
-       "loop_max_ms": node.loop_max_ms, "safe": node.safe_reason, "spool": node.spool.depth()}))
+       "loop_max_ms": node.loop_max_ms, "safe": node.safe_reason, "spool": node.delivery.pending()}))
 node.stop()
 """
 

@@ -10,7 +10,6 @@ or absurd reading can never reach the broker as a number.
 """
 
 
-
 class Topics:
     """All topics of one node, derived from its base topic."""
 
@@ -74,8 +73,3 @@ def record(values, t=None, sensor=None, up=None):
     for k, v in values:
         parts.append('"%s":%s' % (_esc(k), v))
     return "{" + ",".join(parts) + "}"
-
-
-def doc(values, t=None, up=None):
-    """The node's JSON document (all current values + measurement time)."""
-    return record(values, t, None, up)
