@@ -101,7 +101,8 @@ print("BENCH " + repr({"imports_and_boot": prog["imports_and_boot"], "sim_base":
        "samples": prog["samples"], "high_water": prog["high_water"],
        "total": total, "boots": prog["boots"],
        "published": node.published, "sim_ms": time.ticks_diff(time.ticks_ms(), t0),
-       "loop_max_ms": node.loop_max_ms, "safe": node.safe_reason, "spool": node.delivery.pending()}))
+       "loop_max_ms": node.loop_max_ms, "safe": node.safe_reason,
+       "spool": node.delivery.pending()}))
 node.stop()
 """
 

@@ -15,6 +15,7 @@ def _build(force_safe=None):
     node, _, _ = startup.build(t_reset=_T0, force_safe=force_safe)
     if node is None:
         startup.wait_for_config()  # nothing to reach the network with: never returns
+        raise SystemExit  # (not reached)
     del startup
     cold.unload("node.startup", "node.cfgfile")
     return node

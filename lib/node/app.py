@@ -147,6 +147,8 @@ class Node:
 
     def _announce_step(self, now):
         a = self.announcer
+        if a is None:
+            return
         m = a.step(now)
         if m is not None:
             self.link.publish(m[0], m[1], True, 1)
@@ -287,6 +289,8 @@ class Node:
             )
 
     def _shutdown_step(self, now):
+        if self._shutdown is None:
+            return
         kind, deadline, ms = self._shutdown
         if self.guard is not None and not self.safe_reason and not self._good_marked:
             # Ending the boot on purpose (sleep, commanded reset) is not a failed boot.

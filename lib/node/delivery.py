@@ -28,7 +28,7 @@ HOLD = 16  # readings a battery node holds before its first connect of a wake; m
 
 def open_store(sp):
     """The durable store from the config's `spool` section (safe mode opens none)."""
-    from node.spool import Spool as Store
+    from mqtt.store import Store
 
     return Store(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"])
 

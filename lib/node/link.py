@@ -54,6 +54,7 @@ class Link:
             backoff_min=1000,
             backoff_max=60000,
             clean_session=True,
+            spill_bytes=0,  # what the outbox refuses, Delivery keeps in the node's own store
             **kw,
         )
         c.set_callback(self._on_msg)

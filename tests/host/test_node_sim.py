@@ -609,7 +609,7 @@ def test_a_crash_in_the_app_falls_back_to_a_reachable_safe_mode(
     o = observer
     cfg = config(broker.port, discovery={"enabled": True})
     node = SimNode(tmp_path / "crash", cfg, scenario(10, [BME]))
-    with open(node.dev / "lib" / "node" / "spool.py", "a") as f:
+    with open(node.dev / "lib" / "mqtt" / "store.py", "a") as f:
         f.write('\nraise RuntimeError("injected bug")\n')
     node.start()
     try:

@@ -13,6 +13,7 @@ TIMEOUT = 120
 
 def _client(cid, port, wire=None, **kw):
     kw.setdefault("backoff_min", 200)
+    kw.setdefault("spill_bytes", 0)  # RAM outbox only, unless a test gives a folder
     kw.setdefault("backoff_max", 1000)
     kw.setdefault("connect_timeout", 2)
     if wire is not None:
