@@ -209,6 +209,13 @@ class BME280:
         p = compensate_p(adc_p, t_fine, self._p)
         if p == 0:
             raise NoReadingError("%s: invalid pressure calibration" % self._what)
+        # Outside the operating range (datasheet 1.1: -40..85 degC, 300..1100 hPa, with 1 hPa
+        # for rounding at the edges) the frame is not a measurement: an all-0xFF frame from a
+        # bus that lost the chip gives 189 degC and -221 hPa.
+        if not (-4000 <= t <= 8500 and 299 * 25600 <= p <= 1101 * 25600):
+            raise NoReadingError(
+                "%s: implausible frame (%s degC, %s hPa)" % (self._what, t / 100, p / 25600)
+            )
         out = {"temperature": t / 100, "pressure": round(p / 25600, 2)}
         if self._HUMIDITY:
             adc_h = (b[6] << 8) | b[7]

@@ -4,7 +4,10 @@ The firmware's dht.DHT22(pin).measure() does the single-wire timing; this wrappe
 errors into ours (no answer -> OSError(ETIMEDOUT) passes through; checksum -> CRCError),
 decodes the 5-byte frame itself (AM2302 datasheet section 7: 16-bit RH * 10, 16-bit T * 10
 with the sign in bit 15) and honours the 2 s minimum interval between measurements
-(datasheet section 8) by returning the previous reading when asked sooner.
+(datasheet section 8) by returning the previous reading when asked sooner. That reading is kept
+only while the last measurement succeeded, and only for 0..2 s by ticks_diff: a tick remembered
+for days wraps (ticks_diff is meaningful below 2^29 ms), and a stale reading must never come
+back as new.
 
     from sensors.dht22 import DHT22
     s = DHT22(machine.Pin(15))
@@ -51,8 +54,9 @@ class DHT22:
     def read(self):
         """{"temperature": degC, "humidity": %RH}; the previous reading if < 2 s since it."""
         now = time.ticks_ms()
-        if self._last is not None and time.ticks_diff(now, self._at) < MIN_INTERVAL_MS:
+        if self._last is not None and 0 <= time.ticks_diff(now, self._at) < MIN_INTERVAL_MS:
             return self._last
+        self._last = None  # from here on, only a new measurement is a reading
         s = self._s
         try:
             s.measure()

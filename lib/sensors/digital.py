@@ -14,6 +14,9 @@ handler that never allocates (safe as a hard IRQ) and ignores edges closer than 
 
 import time
 from machine import Pin
+from micropython import const
+
+_REARM_MS = const(1 << 28)  # half of the 2^29 ms over which ticks_diff is meaningful
 
 
 def _pull(pull):
@@ -63,7 +66,8 @@ class DigitalInput:
             if self._edges == self._seen:  # no IRQ saw this change: start the window now
                 self._since = now
         self._seen = self._edges
-        if raw != self._stable and time.ticks_diff(now, self._since) >= self._db:
+        d = time.ticks_diff(now, self._since)
+        if raw != self._stable and (d >= self._db or d < 0):  # d < 0: > 6.2 days, long steady
             self._stable = raw
             self.changes += 1
         return self._stable
@@ -96,21 +100,33 @@ class PulseCounter:
         pin.irq(handler=self._irq_h, trigger=trig)
 
     def _edge(self, _pin):
-        # IRQ context: small ints only, no allocation.
+        # IRQ context: small ints only, no allocation. A negative difference means the last
+        # counted edge is more than 2^29 ms (6.2 days) back: long past any debounce window,
+        # so this edge counts (a rain gauge after a dry spell).
         now = time.ticks_ms()
-        if time.ticks_diff(now, self._last) >= self._db:
+        d = time.ticks_diff(now, self._last)
+        if d >= self._db or d < 0:
             self._count += 1
             self._last = now
+
+    def _rearm(self):
+        # Called on every read: keeps the remembered edge within 2^28 ms of now, so the IRQ's
+        # difference stays meaningful however long the input is quiet.
+        now = time.ticks_ms()
+        d = time.ticks_diff(now, self._last)
+        if d < 0 or d > _REARM_MS:
+            self._last = time.ticks_add(now, -self._db)
 
     def start(self):
         """Nothing to start."""
 
     def count(self):
+        self._rearm()
         return self._count
 
     def reset(self):
         self._count = 0
 
     def read(self):
-        n = self._count
+        n = self.count()
         return {"count": n, "total": round(n * self.scale, 4)}

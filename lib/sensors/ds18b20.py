@@ -161,10 +161,14 @@ class DS18B20:
     def read(self):
         """{"temperature": degC}; blocks until the conversion is done (at most conversion_ms
         + 10 %) unless start() (or start_all + mark_started) came first."""
-        if not self._started:
+        own = not self._started
+        if own:
             self.start()
-            self._wait_conversion()
+        # Consumed either way: if the wait below fails, the next read() starts a conversion of
+        # its own instead of taking the old scratchpad for a new reading.
         self._started = False
+        if own:
+            self._wait_conversion()
         b = self._read_scratchpad()
         try:
             t = decode(b[0] | (b[1] << 8), self.resolution)

@@ -121,3 +121,14 @@ def test_1000_reads_keep_the_heap_flat():
     grown = heap_growth(BME280(bus(m)))
     print("bme280 heap growth after 1000 reads:", grown)
     assert grown < 512, grown
+
+
+def test_all_ones_frame_from_a_lost_chip_is_no_reading_not_189_degrees():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    s.read()
+    m.fault = "frozen"  # later measurements leave the data registers as they are
+    for r in range(0xF7, 0xFF):
+        m.regs[r] = 0xFF
+    e = expect(NoReadingError, s.read)
+    assert "implausible" in str(e), e

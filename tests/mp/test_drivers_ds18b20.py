@@ -154,3 +154,16 @@ def test_1000_reads_keep_the_heap_flat():
     grown = heap_growth(DS18B20(ow, models[1].rom))
     print("DS18B20 heap growth after 1000 reads:", grown)
     assert grown < 512, grown
+
+
+def test_after_a_conversion_that_did_not_finish_the_next_read_converts_again():
+    ow, models = bus(10.0)
+    s = DS18B20(ow)
+    assert s.read() == {"temperature": 10.0}
+    models[0].set(temperature=30.0)
+    models[0].fault = "stuck"
+    expect(NoReadingError, s.read)
+    models[0].abort_conversion()  # e.g. a brown-out: that conversion will never complete
+    models[0].fault = None
+    # The scratchpad still holds 10.0 from before: a new conversion, not that, is the reading.
+    assert s.read() == {"temperature": 30.0}

@@ -52,6 +52,18 @@ def test_dht22_faults():
     assert s.read()["humidity"] == 45.0
 
 
+def test_dht22_never_returns_a_week_old_reading_as_current():
+    # ticks_diff is meaningful below 2^29 ms (6.2 days); a tick kept for a week wraps negative.
+    m, s = dht()
+    simenv.clock.advance(2000)
+    assert s.read()["humidity"] == 45.0
+    m.fault = "absent"
+    simenv.clock.advance(7 * 86400 * 1000)
+    assert expect(OSError, s.read).errno == errno.ETIMEDOUT
+    simenv.clock.advance(500)
+    expect(OSError, s.read)  # a failure leaves nothing to hand out as "the previous reading"
+
+
 def test_dht22_implausible_frame_is_no_reading():
     m, s = dht()
     m.set(humidity=150.0)  # checksum fine, value impossible
@@ -115,6 +127,28 @@ def test_pulse_counter_counts_with_debounce():
     assert p.count() == 11
     p.reset()
     assert p.read()["count"] == 0
+
+
+def _tip(pin):
+    simenv.drive(pin, 0)
+    simenv.clock.advance(30)
+    simenv.drive(pin, 1)
+    simenv.clock.advance(70)
+
+
+def test_pulse_counter_counts_every_tip_after_days_of_dry_weather():
+    day = 86400 * 1000
+    for reads_between in (True, False):
+        simenv.drive(25, 1)
+        p = PulseCounter(machine.Pin(25), debounce_ms=50)
+        counts = []
+        for gap_days in (0, 3, 7, 10):
+            simenv.clock.advance(gap_days * day)
+            if reads_between:
+                p.read()
+            _tip(25)
+            counts.append(p.count())
+        assert counts == [1, 2, 3, 4], (reads_between, counts)
 
 
 def test_1000_reads_keep_the_heap_flat():

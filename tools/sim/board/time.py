@@ -22,21 +22,34 @@ finally:
 del _saved, _path
 
 _clock = None  # simenv installs its Clock here
-_MASK = _rt.ticks_add(0, -1)
-ticks_add = _rt.ticks_add
-ticks_diff = _rt.ticks_diff
+# Ticks wrap as on the ESP32 (and the device twin): period 2^30, so ticks_diff() is meaningful
+# only below 2^29 ms (6.2 days). The 64-bit Unix port's own period is 2^62, which would hide
+# every bug of a tick remembered for days.
+_PERIOD = 1 << 30
+_MASK = _PERIOD - 1
+_HALF = _PERIOD >> 1
 ticks_cpu = _rt.ticks_cpu
+
+
+def ticks_add(t, delta):
+    return (t + delta) & _MASK
+
+
+def ticks_diff(a, b):
+    return ((a - b + _HALF) & _MASK) - _HALF
+
+
 mktime = _rt.mktime
 
 
 def ticks_ms():
     c = _clock
-    return _rt.ticks_ms() if c is None else (c.uptime_us() // 1000) & _MASK
+    return (_rt.ticks_ms() if c is None else c.uptime_us() // 1000) & _MASK
 
 
 def ticks_us():
     c = _clock
-    return _rt.ticks_us() if c is None else c.uptime_us() & _MASK
+    return (_rt.ticks_us() if c is None else c.uptime_us()) & _MASK
 
 
 def time():

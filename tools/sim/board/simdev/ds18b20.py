@@ -153,6 +153,11 @@ class DS18B20Model(Model):
         self._outn = 0
         self.state = "out"
 
+    def abort_conversion(self):
+        """A brown-out during a conversion: it never completes, the scratchpad keeps its old
+        temperature."""
+        self.conv_done_us = None
+
     def _finish_conversion(self):
         """True once the conversion is done (updating the scratchpad the first time)."""
         if self.conv_done_us is None:
