@@ -7,7 +7,8 @@ the driver's own allocations count):
   - bytes allocated per start()+read() (gc disabled; the returned dict and floats included),
   - reads per second (bus time excluded: the canned bus answers at once),
   - heap growth over 1 000 reads after gc.collect() (must be 0 apart from the last result).
-The Unix port is 64-bit: heap figures are roughly twice what the 32-bit ESP32 uses.
+The Unix port is 64-bit: its heap figures are larger than the ESP32's; the device's heap
+figures come from the twin (bench/bench_twin.py).
 
     .venv/bin/python bench/bench_drivers.py [--n 2000]
 """

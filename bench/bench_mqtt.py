@@ -13,7 +13,8 @@ Each figure is measured over several rounds and printed as median and best. The 
 client QoS 0 loops alternate within every round (in alternating order), so load from other
 processes on a shared machine falls on both alike; their ratio is given per round (median)
 and as best over best. Targets (issue 3): QoS 0 >= 0.4 x raw, pipelined QoS 1 >= 2000 msg/s,
-client.mpy <= 5 KB. The Unix port is 64-bit: heap figures are roughly twice the ESP32's.
+client.mpy <= 5 KB. The Unix port is 64-bit: its heap figures are not the device's; those come
+from the twin (bench/bench_twin.py).
 
     .venv/bin/python bench/bench_mqtt.py [--n 50000] [--rounds 9] [--lib lib/mqtt]
 """
@@ -223,7 +224,7 @@ def main():
                 sys.stdout.write("micropython failed:\n" + r.stderr)
         finally:
             broker.stop()
-    print("note: 64-bit Unix port; heap on the 32-bit ESP32 is roughly half")
+    print("note: 64-bit Unix port; the device's heap figures: make bench-twin")
     print("targets: qos0 >= 0.4 x raw; qos1 pipelined >= 2000/s; client.mpy <= 5120 B")
 
 
