@@ -166,7 +166,7 @@ def main():
         sys.stdout.write(r.stdout)
         if r.returncode:
             sys.stdout.write(r.stderr)
-    print("(64-bit Unix port: halve heap figures for the ESP32)")
+    print("(64-bit Unix port; the device's heap figures: make bench-twin)")
 
 
 if __name__ == "__main__":
