@@ -12,8 +12,8 @@ cut. A paho observer on the broker counts what arrives. Printed at the end:
   reconnect latency per kind of fault (ms from the broker or link being back, for a cut from
   the cut itself, to CONNACK; min/median/max: backoff is 200 ms..2 s here), longest step(),
   outbox high-water mark, drops, heap before/after (after gc; 64-bit Unix port: the device's
-  figures come from bench/bench_twin.py); .mpy sizes and the heap the modules take once imported from .mpy; QoS 1
-  messages/s through the wrapper on a healthy link (window 32).
+  figures come from bench/bench_twin.py); .mpy sizes and the heap the modules take once
+  imported from .mpy; QoS 1 messages/s through the wrapper on a healthy link (window 32).
 
     .venv/bin/python bench/bench_robust.py [--restarts 4] [--cuts 4] [--halfopen 2]
 """

@@ -125,7 +125,9 @@ class BME280:
         self._one[0] = _RESET_WORD
         i2c.writeto_mem(address, _REG_RESET, self._one)
         time.sleep_ms(2)  # start-up time after reset, section 1 table 1 (2 ms max)
-        self._wait_status(_STATUS_IM_UPDATE, 10)  # NVM copied to image registers
+        # NVM copied to image registers; without that the calibration read next is garbage.
+        if not self._wait_status(_STATUS_IM_UPDATE, 10):
+            raise OSError("%s: calibration data did not load (im_update stuck)" % self._what)
         self._read_calibration()
         # Measurement time, section 9.1: 1.25 + 2.3*T + (2.3*P + 0.575) + (2.3*H + 0.575) ms (max).
         us = 1250 + 2300 * temp_os + 2300 * press_os + 575

@@ -112,8 +112,13 @@ class DS18B20:
         self._cfg = bytearray(3)
         self._started = False
         self._read_scratchpad()  # presence and CRC
-        cfg = _RES[resolution][0]
+        self._configure()
+
+    def _configure(self):
+        """Set the configured resolution unless the scratchpad already has it."""
+        cfg = _RES[self.resolution][0]
         if self._buf[4] != cfg:
+            ow = self._ow
             # Write TH, TL (kept) and the config register; not copied to EEPROM (no wear).
             self._cfg[0] = self._buf[2]
             self._cfg[1] = self._buf[3]
@@ -126,6 +131,13 @@ class DS18B20:
                 raise OSError(
                     "%s: resolution not accepted (config 0x%02x)" % (self._what, self._buf[4])
                 )
+
+    def _check_config(self, b):
+        if b[4] != _RES[self.resolution][0]:
+            # The sensor lost its configuration (a brown-out brings back the EEPROM's): its
+            # conversion ran at another resolution and time. Set it again; no reading this time.
+            self._configure()
+            raise NoReadingError("%s: was reset (brown-out?), resolution set again" % self._what)
 
     def _select(self):
         if not self._ow.reset():
@@ -168,8 +180,16 @@ class DS18B20:
         # its own instead of taking the old scratchpad for a new reading.
         self._started = False
         if own:
-            self._wait_conversion()
+            try:
+                self._wait_conversion()
+            except NoReadingError:
+                try:  # too slow for our resolution: was it reset to another one?
+                    self._check_config(self._read_scratchpad())
+                except (OSError, CRCError):
+                    pass  # no answer that tells: the first error stands
+                raise
         b = self._read_scratchpad()
+        self._check_config(b)
         try:
             t = decode(b[0] | (b[1] << 8), self.resolution)
         except NoReadingError:

@@ -132,3 +132,10 @@ def test_all_ones_frame_from_a_lost_chip_is_no_reading_not_189_degrees():
         m.regs[r] = 0xFF
     e = expect(NoReadingError, s.read)
     assert "implausible" in str(e), e
+
+
+def test_calibration_that_never_loads_is_an_error_not_garbage():
+    m = BME280Model(0x76)
+    m.fault = "nvm"  # im_update never clears: the calibration registers are not valid
+    e = expect(OSError, lambda: BME280(bus(m)))
+    assert "calibration" in str(e), e

@@ -167,3 +167,15 @@ def test_after_a_conversion_that_did_not_finish_the_next_read_converts_again():
     models[0].fault = None
     # The scratchpad still holds 10.0 from before: a new conversion, not that, is the reading.
     assert s.read() == {"temperature": 30.0}
+
+
+def test_a_brown_out_is_reported_and_the_resolution_set_again():
+    ow, models = bus(21.0)
+    s = DS18B20(ow, resolution=10)
+    assert s.read() == {"temperature": 21.0}
+    models[0].brown_out()  # back to the EEPROM's 12 bits, 85 degC in the scratchpad
+    e = expect(NoReadingError, s.read)
+    assert "brown-out" in str(e), e
+    assert (models[0].sp[4] >> 5) & 3 == 1, hex(models[0].sp[4])  # 10 bits again
+    models[0].set(temperature=21.3125)
+    assert s.read() == {"temperature": 21.25}  # a 10-bit reading, 0.25 degC steps

@@ -156,7 +156,9 @@ class BME280Model(RegisterDevice):
     def read_reg(self, reg):
         if reg == 0xF3:
             self._update()
-            return 0x08 if self.done_us is not None else 0x00
+            # im_update (bit 0) stays set while the NVM copy never completes (fault "nvm")
+            nvm = 0x01 if self.active_fault() == "nvm" else 0x00
+            return (0x08 if self.done_us is not None else 0x00) | nvm
         if not self.humidity and reg >= 0xFD:
             return 0x00
         return self.regs[reg]

@@ -153,6 +153,13 @@ class DS18B20Model(Model):
         self._outn = 0
         self.state = "out"
 
+    def brown_out(self):
+        """Power lost for a moment: the scratchpad is back at its power-on state (85 degC, and
+        TH/TL/config as stored in EEPROM), any conversion is gone."""
+        self.sp[0], self.sp[1] = 0x50, 0x05
+        self.sp[2:5] = self.eeprom
+        self.conv_done_us = None
+
     def abort_conversion(self):
         """A brown-out during a conversion: it never completes, the scratchpad keeps its old
         temperature."""
