@@ -36,15 +36,23 @@ class AHT20:
         self._status = memoryview(self._buf)[:1]
         self._trigger = b"\xac\x33\x00"  # section 5.4 step 2 (a constant, never rebuilt)
         self._started = False
-        try:
-            i2c.writeto(address, b"\x71")
-            i2c.readfrom_into(address, self._status)
-        except OSError:
-            raise OSError("no %s" % self._what)
-        if not self._buf[0] & _STATUS_CAL:
+        up = time.ticks_ms()  # ms since boot (power-on), until ticks first wrap after 12 days
+        if 0 <= up < 40:
+            time.sleep_ms(40 - up)  # section 5.4: 40 ms after power-on before the first command
+        if not self._status_byte() & _STATUS_CAL:
             # Not calibrated: initialise (0xBE 0x08 0x00) and give it 10 ms (section 5.4 step 1).
             i2c.writeto(address, b"\xbe\x08\x00")
             time.sleep_ms(10)
+            if not self._status_byte() & _STATUS_CAL:
+                raise OSError("%s: not calibrated after its init command" % self._what)
+
+    def _status_byte(self):
+        try:
+            self._i2c.writeto(self._addr, b"\x71")
+            self._i2c.readfrom_into(self._addr, self._status)
+        except OSError:
+            raise OSError("no %s" % self._what)
+        return self._buf[0]
 
     def start(self):
         """Trigger one measurement; read() it after conversion_ms."""

@@ -39,7 +39,7 @@ class SHT4x(I2CCommandSensor):
             self._command(_CMD_SOFT_RESET)
             time.sleep_ms(1)  # soft reset time 1 ms max, table 5
             self._command(_CMD_SERIAL)
-            time.sleep_ms(1)
+            time.sleep_ms(10)  # as Sensirion's own driver waits; a short wait can read a NACK
             i2c.readfrom_into(address, self._buf)
         except OSError:
             raise OSError("no %s" % self._what)

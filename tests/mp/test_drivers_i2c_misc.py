@@ -94,6 +94,13 @@ def test_aht20_target_in_same_value_out_and_calibrates():
     )
 
 
+def test_aht20_that_stays_uncalibrated_after_init_is_an_error():
+    m = AHT20Model()
+    m.fault = "nocal"
+    e = expect(OSError, lambda: AHT20(bus(m)))
+    assert "not calibrated" in str(e), e
+
+
 def test_bh1750_target_in_same_value_out():
     m = BH1750Model()
     for mode, res in (("high", 0.84), ("high2", 0.42), ("low", 0.84)):

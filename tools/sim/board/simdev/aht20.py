@@ -24,7 +24,8 @@ class AHT20Model(I2CDevice):
         if data[:1] == b"\x71":
             return
         if data == b"\xbe\x08\x00":
-            self.calibrated = True
+            # fault "nocal": a chip whose calibration never takes (the bit stays clear)
+            self.calibrated = self.active_fault() != "nocal"
             return
         if data == b"\xac\x33\x00":
             self.done_us = self.now_us() + _MEASURE_US
