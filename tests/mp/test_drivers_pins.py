@@ -1,7 +1,8 @@
 # DHT22 (through the firmware-style dht module), ADC input, debounced input, pulse counter.
-from driver_util import expect, heap_growth  # first: skips under a 64K heap (see driver_util.py)
+from driver_util import driver_ticks, expect, heap_growth  # first: skips under a 64K heap (see driver_util.py)
 
 import errno
+import time
 
 import machine
 import simenv
@@ -9,6 +10,7 @@ from simdev.dht22 import DHT22Model
 from simdev.adc import VoltageSource
 from sensors import NoReadingError
 from sensors.crc import CRCError
+import sensors.dht22
 from sensors.dht22 import DHT22
 from sensors.analog import AnalogInput
 from sensors.digital import DigitalInput, PulseCounter
@@ -29,16 +31,41 @@ def test_dht22_target_in_same_value_out():
         assert s.read() == {"temperature": t, "humidity": h}, (t, h, s.read())
 
 
-def test_dht22_honours_two_second_interval():
+def test_dht22_honours_two_second_interval_with_a_new_measurement():
     m, s = dht()
     m.set(temperature=20.0)
     simenv.clock.advance(2000)
-    first = s.read()
+    t0 = time.ticks_ms()
+    assert s.read()["temperature"] == 20.0
     m.set(temperature=25.0)
     simenv.clock.advance(500)
-    assert s.read() == first  # too soon: the previous reading, not a new measurement
-    simenv.clock.advance(1500)
+    # too soon for the sensor: read() waits out the 2 s and measures, never repeats itself
     assert s.read()["temperature"] == 25.0
+    assert time.ticks_diff(time.ticks_ms(), t0) == 2000 + 5  # + the 5 ms transfer
+    simenv.clock.advance(3000)
+    t1 = time.ticks_ms()
+    assert s.read()["temperature"] == 25.0
+    assert time.ticks_diff(time.ticks_ms(), t1) == 5  # nothing to wait for
+
+
+# ticks_diff() is meaningful for less than 2^29 ms (6.2 days); ticks_ms() wraps at 2^30 ms.
+DAY_MS = 86400000
+TICKS_PERIOD = 1 << 30
+
+
+def test_dht22_silent_for_days_never_returns_the_old_reading():
+    driver_ticks(sensors.dht22)
+    m, s = dht()
+    simenv.clock.advance(2000)
+    assert s.read() == {"temperature": 21.0, "humidity": 45.0}
+    m.fault = "absent"  # the sensor goes silent
+    for gap in (DAY_MS, 6 * DAY_MS + 5000000, TICKS_PERIOD - 2000, TICKS_PERIOD, 3 * DAY_MS):
+        simenv.clock.advance(gap)
+        assert expect(OSError, s.read).errno == errno.ETIMEDOUT, gap
+    m.fault = None
+    m.set(temperature=-3.5)
+    simenv.clock.advance(DAY_MS)
+    assert s.read()["temperature"] == -3.5
 
 
 def test_dht22_faults():
