@@ -5,6 +5,11 @@ only counts once it has been steady for debounce_ms. PulseCounter counts edges i
 handler that never allocates (safe as a hard IRQ) and ignores edges closer than debounce_ms
 (a reed switch bounces for a few ms).
 
+Ticks: ticks_diff() is only meaningful for less than 2^29 ms (6.2 days), and an input can stay
+quiet for longer. A debounce window that has passed is therefore kept passed: read() re-arms
+the remembered tick to exactly debounce_ms ago, so its age never grows past a read interval,
+and an age that reads negative (more than 2^29 ms without a read) counts as "long ago".
+
     from sensors.digital import DigitalInput, PulseCounter
     door = DigitalInput(machine.Pin(27), pull="up", invert=True)
     door.read()                                  # {"state": 1}
@@ -13,7 +18,7 @@ handler that never allocates (safe as a hard IRQ) and ignores edges closer than 
 """
 
 import time
-from machine import Pin
+from machine import Pin, disable_irq, enable_irq
 
 
 def _pull(pull):
@@ -57,15 +62,20 @@ class DigitalInput:
         """The debounced level (after invert): a level counts once steady for debounce_ms
         since the last edge (the IRQ's time, or when read() first saw it without one)."""
         raw = self._pin.value() ^ self._inv
+        irq = disable_irq()  # the edge IRQ writes _since too
         now = time.ticks_ms()
         if raw != self._cand:
             self._cand = raw
             if self._edges == self._seen:  # no IRQ saw this change: start the window now
                 self._since = now
         self._seen = self._edges
-        if raw != self._stable and time.ticks_diff(now, self._since) >= self._db:
-            self._stable = raw
-            self.changes += 1
+        d = time.ticks_diff(now, self._since)
+        if d >= self._db or d < 0:  # d < 0: over 2^29 ms ago
+            self._since = time.ticks_add(now, -self._db)  # re-arm: passed, and stays so
+            if raw != self._stable:
+                self._stable = raw
+                self.changes += 1
+        enable_irq(irq)
         return self._stable
 
     def read(self):
@@ -96,21 +106,34 @@ class PulseCounter:
         pin.irq(handler=self._irq_h, trigger=trig)
 
     def _edge(self, _pin):
-        # IRQ context: small ints only, no allocation.
+        # IRQ context: small ints only, no allocation. d < 0: the last count was over 2^29 ms
+        # ago (nobody called read() to re-arm in between), so the window has long passed.
         now = time.ticks_ms()
-        if time.ticks_diff(now, self._last) >= self._db:
+        d = time.ticks_diff(now, self._last)
+        if d >= self._db or d < 0:
             self._count += 1
             self._last = now
+
+    def _rearm(self):
+        # Once the window has passed, move _last to exactly debounce_ms ago: its age then stays
+        # below one read interval and can never wrap into "just now" (ticks wrap at 2^30 ms).
+        irq = disable_irq()
+        now = time.ticks_ms()
+        d = time.ticks_diff(now, self._last)
+        if d >= self._db or d < 0:
+            self._last = time.ticks_add(now, -self._db)
+        enable_irq(irq)
 
     def start(self):
         """Nothing to start."""
 
     def count(self):
+        self._rearm()
         return self._count
 
     def reset(self):
         self._count = 0
 
     def read(self):
-        n = self._count
+        n = self.count()
         return {"count": n, "total": round(n * self.scale, 4)}

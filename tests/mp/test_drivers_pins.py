@@ -13,6 +13,7 @@ from sensors.crc import CRCError
 import sensors.dht22
 from sensors.dht22 import DHT22
 from sensors.analog import AnalogInput
+import sensors.digital
 from sensors.digital import DigitalInput, PulseCounter
 
 simenv.clock.set_speed(0)
@@ -142,6 +143,51 @@ def test_pulse_counter_counts_with_debounce():
     assert p.count() == 11
     p.reset()
     assert p.read()["count"] == 0
+
+
+def tip(pin):
+    simenv.drive(pin, 0)  # falling edge: one pulse
+    simenv.clock.advance(100)
+    simenv.drive(pin, 1)
+
+
+def test_pulse_counter_counts_after_days_without_a_pulse():
+    driver_ticks(sensors.digital)
+    p = PulseCounter(machine.Pin(31), debounce_ms=50)
+    counts = []
+    for idle_days in (0, 3, 7, 10):  # a rain gauge in a dry spell, nobody reading in between
+        simenv.clock.advance(idle_days * DAY_MS)
+        tip(31)
+        counts.append(p.read()["count"])
+    assert counts == [1, 2, 3, 4], counts
+
+
+def test_pulse_counter_read_hourly_counts_a_pulse_one_tick_period_later():
+    driver_ticks(sensors.digital)
+    p = PulseCounter(machine.Pin(32), debounce_ms=50)
+    tip(32)  # at T; returns at T + 100 ms
+    hours = 298
+    for _ in range(hours):  # the node reads every hour
+        simenv.clock.advance(3600000)
+        assert p.read()["count"] == 1
+    # the next pulse comes at T + 2^30 + 20 ms: 20 ms "after" the first in wrapped ticks
+    simenv.clock.advance(TICKS_PERIOD + 20 - 100 - hours * 3600000)
+    tip(32)
+    assert p.count() == 2, p.count()
+
+
+def test_debounced_input_settles_after_days_without_a_read():
+    driver_ticks(sensors.digital)
+    d = DigitalInput(machine.Pin(33), pull="up", debounce_ms=20)
+    assert d.read() == {"state": 1}
+    simenv.drive(33, 0)  # the door opens, then nobody looks for a week
+    simenv.clock.advance(7 * DAY_MS)
+    assert d.read() == {"state": 0}
+    simenv.drive(33, 1)
+    assert d.read() == {"state": 0}  # not yet steady for 20 ms
+    simenv.clock.advance(TICKS_PERIOD - 10000)
+    assert d.read() == {"state": 1}
+    assert d.changes == 2
 
 
 def test_1000_reads_keep_the_heap_flat():
