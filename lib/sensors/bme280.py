@@ -3,7 +3,9 @@
 Forced mode only (datasheet BME280 section 3.3.3, BMP280 3.6.2): each start() triggers one
 measurement and the chip goes back to sleep, so a node that reads once a minute draws almost
 nothing in between. Compensation is Bosch's integer code (BME280 section 4.2.3, BMP280 section
-3.11.3): 32-bit for temperature and humidity, 64-bit for pressure, in our own words.
+3.11.3): 32-bit for temperature and humidity, 64-bit for pressure, in our own words. A result
+outside the operating range (-40..85 degC, 300..1100 hPa; section 1, table 1) is not a reading:
+an all-0xFF frame, from a chip that stopped driving the bus, would otherwise be 189 degC.
 
     from sensors.bme280 import BME280
     s = BME280(i2c, address=0x76)          # OSError("no BME280 at 0x76") if absent/wrong chip
@@ -39,6 +41,10 @@ _SKIPPED_16 = const(0x8000)
 
 CHIP_ID_BME280 = const(0x60)
 CHIP_IDS_BMP280 = (0x56, 0x57, 0x58)  # 0x56/0x57 samples, 0x58 mass production
+
+# Operating range (BME280 section 1 table 1 / BMP280 table 2) in 0.01 degC; 300..1100 hPa.
+_T_MIN = const(-4000)
+_T_MAX = const(8500)
 
 # oversampling factor -> osrs_x code (section 5.4.3/5.4.5)
 _OSRS = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}
@@ -125,7 +131,9 @@ class BME280:
         self._one[0] = _RESET_WORD
         i2c.writeto_mem(address, _REG_RESET, self._one)
         time.sleep_ms(2)  # start-up time after reset, section 1 table 1 (2 ms max)
-        self._wait_status(_STATUS_IM_UPDATE, 10)  # NVM copied to image registers
+        if not self._wait_status(_STATUS_IM_UPDATE, 10):  # NVM copied to image registers
+            # the calibration read now would be whatever the image registers hold
+            raise OSError("%s: calibration data not loaded (im_update stays set)" % self._what)
         self._read_calibration()
         # Measurement time, section 9.1: 1.25 + 2.3*T + (2.3*P + 0.575) + (2.3*H + 0.575) ms (max).
         us = 1250 + 2300 * temp_os + 2300 * press_os + 575
@@ -206,10 +214,15 @@ class BME280:
         if adc_t == _SKIPPED_20 or adc_p == _SKIPPED_20:
             raise NoReadingError("%s: no measurement in data registers" % self._what)
         t, t_fine = compensate_t(adc_t, self._t[0], self._t[1], self._t[2])
+        if not _T_MIN <= t <= _T_MAX:
+            raise NoReadingError("%s: %s degC is outside -40..85" % (self._what, t / 100))
         p = compensate_p(adc_p, t_fine, self._p)
         if p == 0:
             raise NoReadingError("%s: invalid pressure calibration" % self._what)
-        out = {"temperature": t / 100, "pressure": round(p / 25600, 2)}
+        hpa = round(p / 25600, 2)  # what we report is what must be in range
+        if not 300 <= hpa <= 1100:
+            raise NoReadingError("%s: %s hPa is outside 300..1100" % (self._what, hpa))
+        out = {"temperature": t / 100, "pressure": hpa}
         if self._HUMIDITY:
             adc_h = (b[6] << 8) | b[7]
             if adc_h == _SKIPPED_16:
