@@ -16,7 +16,7 @@ an all-0xFF frame, from a chip that stopped driving the bus, would otherwise be 
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import NoReadingError, check_range
 
 # Registers (BME280 section 5.3 memory map; BMP280 section 4.2 is the same minus humidity).
 _REG_CALIB_TP = const(0x88)  # 24 bytes: dig_T1..dig_T3, dig_P1..dig_P9 (little endian)
@@ -42,9 +42,6 @@ _SKIPPED_16 = const(0x8000)
 CHIP_ID_BME280 = const(0x60)
 CHIP_IDS_BMP280 = (0x56, 0x57, 0x58)  # 0x56/0x57 samples, 0x58 mass production
 
-# Operating range (BME280 section 1 table 1 / BMP280 table 2) in 0.01 degC; 300..1100 hPa.
-_T_MIN = const(-4000)
-_T_MAX = const(8500)
 
 # oversampling factor -> osrs_x code (section 5.4.3/5.4.5)
 _OSRS = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}
@@ -214,14 +211,12 @@ class BME280:
         if adc_t == _SKIPPED_20 or adc_p == _SKIPPED_20:
             raise NoReadingError("%s: no measurement in data registers" % self._what)
         t, t_fine = compensate_t(adc_t, self._t[0], self._t[1], self._t[2])
-        if not _T_MIN <= t <= _T_MAX:
-            raise NoReadingError("%s: %s degC is outside -40..85" % (self._what, t / 100))
+        # operating range: BME280 section 1 table 1, BMP280 table 2
+        check_range(self._what, t / 100, -40, 85, "degC")
         p = compensate_p(adc_p, t_fine, self._p)
         if p == 0:
             raise NoReadingError("%s: invalid pressure calibration" % self._what)
-        hpa = round(p / 25600, 2)  # what we report is what must be in range
-        if not 300 <= hpa <= 1100:
-            raise NoReadingError("%s: %s hPa is outside 300..1100" % (self._what, hpa))
+        hpa = check_range(self._what, round(p / 25600, 2), 300, 1100, "hPa")
         out = {"temperature": t / 100, "pressure": hpa}
         if self._HUMIDITY:
             adc_h = (b[6] << 8) | b[7]

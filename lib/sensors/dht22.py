@@ -15,7 +15,7 @@ is a new measurement, never a remembered one.
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import check_range
 from sensors.crc import CRCError
 
 MIN_INTERVAL_MS = const(2000)
@@ -72,6 +72,6 @@ class DHT22:
             t, h = decode(buf)
         else:
             t, h = s.temperature(), s.humidity()
-        if not (0 <= h <= 100 and -40 <= t <= 80):  # outside the sensor's range (section 5)
-            raise NoReadingError("DHT22: implausible frame (%s degC, %s %%RH)" % (t, h))
+        check_range("DHT22", t, -40, 80, "degC")  # operating range, section 5
+        check_range("DHT22", h, 0, 100, "%RH")
         return {"temperature": t, "humidity": h}

@@ -21,7 +21,7 @@ Resolution 9..12 bits sets the conversion time (93.75 .. 750 ms, table 2), so us
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import NoReadingError, check_range
 from sensors.crc import CRCError, crc8_maxim
 
 FAMILY = const(0x28)
@@ -31,8 +31,6 @@ _CMD_CONVERT_T = const(0x44)
 _CMD_READ_SCRATCH = const(0xBE)
 _CMD_WRITE_SCRATCH = const(0x4E)
 _POWER_ON_RAW = const(0x0550)  # +85 degC
-_T_MIN = const(-55)  # measuring range, datasheet "Features"
-_T_MAX = const(125)
 
 # resolution bits -> (config register R1R0 pattern, max conversion ms), datasheet figure 10/table 2
 _RES = {9: (0x1F, 94), 10: (0x3F, 188), 11: (0x5F, 375), 12: (0x7F, 750)}
@@ -185,8 +183,7 @@ class DS18B20:
             t = decode(b[0] | (b[1] << 8), self.resolution)
         except NoReadingError:
             raise NoReadingError("%s: 85 degC power-on value, no conversion done" % self._what)
-        if not _T_MIN <= t <= _T_MAX:
-            raise NoReadingError("%s: %s degC is outside -55..125" % (self._what, t))
+        check_range(self._what, t, -55, 125, "degC")  # measuring range, datasheet "Features"
         return {"temperature": t}
 
     def _check_config(self):

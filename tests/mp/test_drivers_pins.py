@@ -1,5 +1,6 @@
 # DHT22 (through the firmware-style dht module), ADC input, debounced input, pulse counter.
-from driver_util import driver_ticks, expect, heap_growth  # first: skips under a 64K heap (see driver_util.py)
+# driver_util first: it skips the test under a 64K heap (see driver_util.py)
+from driver_util import driver_ticks, expect, heap_growth
 
 import errno
 import time
