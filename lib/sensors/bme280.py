@@ -140,9 +140,7 @@ class BME280:
         # config only takes effect in sleep mode (5.4.6); ctrl_hum only after ctrl_meas (5.4.3).
         self._one[0] = _IIR[iir] << 2
         i2c.writeto_mem(address, _REG_CONFIG, self._one)
-        if self._HUMIDITY:
-            self._one[0] = _OSRS[hum_os]
-            i2c.writeto_mem(address, _REG_CTRL_HUM, self._one)
+        self._hum = _OSRS[hum_os]
         self._meas = (_OSRS[temp_os] << 5) | (_OSRS[press_os] << 2)
         self._one[0] = self._meas  # mode 00: sleep
         i2c.writeto_mem(address, _REG_CTRL_MEAS, self._one)
@@ -191,6 +189,11 @@ class BME280:
 
     def start(self):
         """Trigger one forced-mode measurement; read() it after conversion_ms."""
+        if self._HUMIDITY:
+            # Every time: a chip reset since (brown-out) has ctrl_hum 0, humidity skipped for
+            # good. It takes effect with the ctrl_meas write that follows (5.4.3).
+            self._one[0] = self._hum
+            self._i2c.writeto_mem(self._addr, _REG_CTRL_HUM, self._one)
         self._one[0] = self._meas | _MODE_FORCED
         self._i2c.writeto_mem(self._addr, _REG_CTRL_MEAS, self._one)
         self._started = True

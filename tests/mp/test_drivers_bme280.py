@@ -148,6 +148,18 @@ def test_calibration_that_never_loads_is_oserror():
     assert abs(BME280(bus(m)).read()["pressure"] - 1013.25) <= 0.02
 
 
+def test_recovers_humidity_after_a_brownout():
+    m = BME280Model(0x76)
+    s = BME280(bus(m))
+    assert abs(s.read()["humidity"] - 45.0) <= 0.05
+    m.power_cycle()  # ctrl_hum back to 0: humidity skipped until written again
+    simenv.clock.advance(2)
+    m.set(humidity=60.0)
+    for _ in range(3):
+        r = s.read()  # the first measurement after the reset is whole again
+        assert abs(r["humidity"] - 60.0) <= 0.05, r
+
+
 def test_bad_oversampling_is_value_error():
     expect(ValueError, lambda: BME280(bus(BME280Model(0x76)), temp_os=3))
 

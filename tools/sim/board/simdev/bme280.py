@@ -117,6 +117,10 @@ class BME280Model(RegisterDevice):
         self._copy_nvm()
         return False
 
+    def power_cycle(self):
+        """Power lost and back (a brown-out): every register back to its reset value."""
+        self._power_on()
+
     def raw_for(self, t, p_hpa, h):
         adc_t = _invert(lambda a: comp_t(a, self.cal_t)[0], t, 0, 0xFFFFF)
         tf = comp_t(adc_t, self.cal_t)[1]
