@@ -215,12 +215,12 @@ class BME280:
             raise NoReadingError("%s: no measurement in data registers" % self._what)
         t, t_fine = compensate_t(adc_t, self._t[0], self._t[1], self._t[2])
         # operating range: BME280 section 1 table 1, BMP280 table 2
-        check_range(self._what, t / 100, -40, 85, "degC")
+        t = check_range(self._what, t / 100, -40, 85, "degC")
         p = compensate_p(adc_p, t_fine, self._p)
         if p == 0:
             raise NoReadingError("%s: invalid pressure calibration" % self._what)
         hpa = check_range(self._what, round(p / 25600, 2), 300, 1100, "hPa")
-        out = {"temperature": t / 100, "pressure": hpa}
+        out = {"temperature": t, "pressure": hpa}
         if self._HUMIDITY:
             adc_h = (b[6] << 8) | b[7]
             if adc_h == _SKIPPED_16:
