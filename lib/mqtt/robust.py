@@ -31,23 +31,30 @@ otherwise a write into a full TCP buffer (bounded by the client's ``timeout``)::
 Options beyond the client's constructor (keywords): ``wlan``; ``connect_timeout`` (s);
 ``backoff_min``/``backoff_max`` (ms); ``healthy_ms``; ``max_inflight`` (QoS 1/2 window);
 ``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each); ``policy`` (per QoS ``"queue"``
-or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
+or ``"drop"`` while offline); ``outbox_dir``/``spill_bytes``: when the RAM outbox is full, new
+messages spill to a CRC-checked store on flash (``<outbox_dir>/mqtt-spill.<n>``, default the
+current folder, at most ``spill_bytes``; 0 turns spilling off) and come back in order as the
+outbox drains, so a caller who ignores ``publish()``'s return loses nothing through outages of
+minutes; when the store is full its oldest segment is dropped and counted in ``drops``; a
+filesystem that refuses writes turns spilling off (``spill_off`` in ``status()``) and the outbox
+evicts as without it; ``clean_session``; ``clean_at_start`` (with
 ``clean_session=False``: a clean connect and DISCONNECT once at power-up, then persistent);
 ``clock`` (``ticks_ms``/``ticks_add``/
 ``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n)); ``resolver`` (like getaddrinfo);
 ``link_poll_ms``; ``client_factory``. The rest (``timeout``, ``max_packet``, ``sock_factory``...)
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
-duplicate_id_suspected, outbox, outbox_bytes, drops, inflight, late_acks, callback_errors,
-rejected, retry_in_ms.
+duplicate_id_suspected, outbox, outbox_bytes, drops, spilled, spill_off, inflight, late_acks,
+callback_errors, rejected, retry_in_ms.
 """
 
+import os
 import time
 
 from mqtt.backoff import Backoff
 from mqtt.client import MQTTClient as _Client
 from mqtt.client import MQTTException
-from mqtt.outbox import Inflight, Outbox
+from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox, decode, encode
 
 # States reported by status()["state"].
 STOPPED = "stopped"  # not started, or disconnect() was called
@@ -73,6 +80,17 @@ _CONNACK_TEXT = {
     4: "bad user name or password",
     5: "not authorised",
 }
+
+
+def _spill_left(path):
+    """True if an earlier run left spill files at path (path.<n>)."""
+    d, _, base = path.rpartition("/")
+    try:
+        names = os.listdir(d or ".")
+    except OSError:
+        return False
+    base += "."
+    return any(n.startswith(base) for n in names)
 
 
 def _as_bytes(t):
@@ -101,6 +119,8 @@ class MQTTClient:
         outbox_msgs=100,
         outbox_bytes=16384,
         policy=("queue", "queue", "queue"),
+        outbox_dir=None,
+        spill_bytes=65536,
         clean_session=True,
         clean_at_start=False,
         clock=None,
@@ -124,6 +144,15 @@ class MQTTClient:
         self.backoff = Backoff(backoff_min, backoff_max, rng)
         self.outbox = Outbox(outbox_msgs, outbox_bytes, policy)
         self.inflight = Inflight()
+        # Spill: when the RAM outbox is full, new messages go to a durable store on flash (in
+        # order: once something is spilled, everything new follows it there) and come back as
+        # the outbox drains. Opened on the first spill, or now if an earlier run left records.
+        self._spill_path = (outbox_dir.rstrip("/") + "/" if outbox_dir else "") + "mqtt-spill"
+        self._spill_max = spill_bytes
+        self._spill = None
+        self._spill_off = not spill_bytes  # disabled, or the filesystem refused it
+        if not self._spill_off and _spill_left(self._spill_path):
+            self._open_spill()
         self._clean = clean_session
         self._clean_at_start = clean_at_start
         kw = dict(options)
@@ -227,6 +256,8 @@ class MQTTClient:
             time.sleep_ms(1)
         st = self._state
         self._state = STOPPED
+        if self._spill is not None:
+            self._spill.flush()  # what is spilled survives a reboot
         if st == CONNECTED:
             self._sync_stages()
             try:
@@ -248,10 +279,61 @@ class MQTTClient:
         if topic is not self._topic_ok:
             self._check_topic(topic)
             self._topic_ok = topic  # the node publishes the same topic objects again and again
-        ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
-        if ok and self._state == CONNECTED:
+        offline = self._state != CONNECTED
+        sp = self._spill
+        if (sp is not None and sp.depth()) or not self.outbox.has_room(
+            len(topic) + len(msg) + ENTRY_OVERHEAD
+        ):
+            if not (offline and self.outbox.policy[qos] == "drop") and self._to_spill(
+                [topic, msg, retain, qos, 0, 0]
+            ):
+                return True
+        ok = self.outbox.put(topic, msg, retain, qos, offline)
+        if ok and not offline:
             self._flush()
         return ok
+
+    def _open_spill(self):
+        from mqtt.store import Store
+
+        d = self._spill_path.rpartition("/")[0]
+        try:
+            if d:
+                try:
+                    os.mkdir(d)
+                except OSError:
+                    pass  # there already
+            probe = self._spill_path + ".probe"
+            open(probe, "wb").close()  # a read-only or missing filesystem says so now
+            os.remove(probe)
+            self._spill = Store(self._spill_path, 8, self._spill_max, 8)
+        except (OSError, ValueError):
+            self._spill_off = True
+        return self._spill
+
+    def _to_spill(self, e):
+        """Spill one entry; False when spilling is off or the filesystem refuses it."""
+        if self._spill_off:
+            return False
+        sp = self._spill or self._open_spill()
+        if sp is None:
+            return False
+        sp.put(encode(e))
+        if sp.errors and not sp.writes:
+            self._spill_off = True  # nothing ever reached flash: not writable here
+        return True
+
+    def _refill(self, sp):
+        """Move the oldest spilled messages into the outbox as it has room (a batch)."""
+        ob = self.outbox
+        n = ob.max_msgs - len(ob)
+        if n <= 0:
+            return
+        recs = sp.peek(n if n < 8 else 8)
+        for r in recs:
+            if r is not None:  # a torn record is skipped (and counted by the store)
+                ob.append(decode(r))
+        sp.commit()
 
     def _check_topic(self, topic):
         if isinstance(topic, str):
@@ -343,7 +425,8 @@ class MQTTClient:
 
     def idle(self):
         """True when nothing is queued or in flight (safe to sleep or power down)."""
-        return not len(self.outbox) and not len(self.inflight)
+        sp = self._spill
+        return not len(self.outbox) and not len(self.inflight) and not (sp and sp.depth())
 
     def status(self):
         s = {
@@ -357,7 +440,9 @@ class MQTTClient:
             "duplicate_id_suspected": self.kicks_suspect,
             "outbox": len(self.outbox),
             "outbox_bytes": self.outbox.bytes,
-            "drops": self.outbox.dropped(),
+            "drops": self.outbox.dropped() + (self._spill.dropped if self._spill else 0),
+            "spilled": self._spill.depth() if self._spill else 0,
+            "spill_off": self._spill_off,
             "inflight": len(self.inflight),
             "late_acks": self.late_acks + self._c.stray,
             "callback_errors": self.callback_errors,
@@ -423,6 +508,9 @@ class MQTTClient:
         infl = self.inflight
         c = self._c
         t0 = clk.ticks_ms()
+        sp = self._spill
+        if sp is not None and sp.depth():
+            self._refill(sp)
         try:
             while len(ob) and len(infl) < self._window:
                 e = ob.first()

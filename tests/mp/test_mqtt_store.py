@@ -1,12 +1,12 @@
 # Offline spool: bounded, batched flash writes, survives reboot and power loss, oldest first.
 import os
 
-from node.spool import Spool
+from mqtt.store import Store
 from tmpdir import fresh_dir
 
 
 def fresh():
-    d = fresh_dir("node_spool")
+    d = fresh_dir("mqtt_store")
     return d + "/spool.dat"
 
 
@@ -26,7 +26,7 @@ def drain(sp, step=7):
 
 
 def test_records_come_back_oldest_first():
-    sp = Spool(fresh(), ram=8, max_bytes=8192, batch=4)
+    sp = Store(fresh(), ram=8, max_bytes=8192, batch=4)
     for i in range(30):
         sp.put(rec(i))
     assert sp.depth() == 30
@@ -35,7 +35,7 @@ def test_records_come_back_oldest_first():
 
 
 def test_flash_written_in_batches():
-    sp = Spool(fresh(), ram=16, max_bytes=8192, batch=8)
+    sp = Store(fresh(), ram=16, max_bytes=8192, batch=8)
     for i in range(7):
         sp.put(rec(i))
     assert sp.writes == 0
@@ -48,7 +48,7 @@ def test_flash_written_in_batches():
 
 def test_reboot_keeps_flushed_records_and_replay_position():
     p = fresh()
-    sp = Spool(p, ram=8, max_bytes=8192, batch=4)
+    sp = Store(p, ram=8, max_bytes=8192, batch=4)
     for i in range(20):
         sp.put(rec(i))
     sp.flush()
@@ -57,17 +57,17 @@ def test_reboot_keeps_flushed_records_and_replay_position():
     sp.commit()
     sp.peek(3)  # handed out but never confirmed: must come again after the reboot
     del sp
-    sp2 = Spool(p, ram=8, max_bytes=8192, batch=4)
+    sp2 = Store(p, ram=8, max_bytes=8192, batch=4)
     assert sp2.depth() == 15
     assert drain(sp2) == [rec(i) for i in range(5, 20)]
     del sp2
-    sp3 = Spool(p, ram=8, max_bytes=8192, batch=4)
+    sp3 = Store(p, ram=8, max_bytes=8192, batch=4)
     assert sp3.depth() == 0 and drain(sp3) == []
 
 
 def test_power_loss_loses_only_unflushed_ram_and_skips_torn_line():
     p = fresh()
-    sp = Spool(p, ram=8, max_bytes=8192, batch=4)
+    sp = Store(p, ram=8, max_bytes=8192, batch=4)
     for i in range(10):  # 8 flushed in two batches, 2 only in RAM
         sp.put(rec(i))
     # A power cut in the middle of the next append: a torn half line on flash.
@@ -78,7 +78,7 @@ def test_power_loss_loses_only_unflushed_ram_and_skips_torn_line():
     with open(p[: p.rfind("/")] + "/" + seg[0], "ab") as f:
         f.write(b'0badc0de {"t":17637')
     del sp
-    sp2 = Spool(p, ram=8, max_bytes=8192, batch=4)
+    sp2 = Store(p, ram=8, max_bytes=8192, batch=4)
     assert sp2.depth() == 8
     for i in range(10, 14):  # appended after the torn tail, in a new segment
         sp2.put(rec(i))
@@ -87,7 +87,7 @@ def test_power_loss_loses_only_unflushed_ram_and_skips_torn_line():
 
 def test_corrupt_line_is_skipped_and_counted():
     p = fresh()
-    sp = Spool(p, ram=4, max_bytes=8192, batch=4)
+    sp = Store(p, ram=4, max_bytes=8192, batch=4)
     for i in range(4):
         sp.put(rec(i))
     d = p[: p.rfind("/")]
@@ -98,14 +98,14 @@ def test_corrupt_line_is_skipped_and_counted():
     data[i + 8] = ord("9")  # flip one digit of record 1
     with open(seg, "wb") as f:
         f.write(data)
-    sp2 = Spool(p, ram=4, max_bytes=8192, batch=4)
+    sp2 = Store(p, ram=4, max_bytes=8192, batch=4)
     assert drain(sp2) == [rec(0), rec(2), rec(3)]
     assert sp2.corrupt == 1
 
 
 def test_bounded_drops_oldest_and_counts():
     p = fresh()
-    sp = Spool(p, ram=8, max_bytes=2048, batch=8)
+    sp = Store(p, ram=8, max_bytes=2048, batch=8)
     n = 300
     for i in range(n):
         sp.put(rec(i))
@@ -122,11 +122,11 @@ def test_bounded_drops_oldest_and_counts():
     assert got == [rec(i) for i in range(n - len(got), n)]
     # The drop counter survives a reboot.
     dropped = sp.dropped
-    assert Spool(p, ram=8, max_bytes=2048, batch=8).dropped == dropped
+    assert Store(p, ram=8, max_bytes=2048, batch=8).dropped == dropped
 
 
 def test_reservation_survives_flush_between_peek_and_commit():
-    sp = Spool(fresh(), ram=8, max_bytes=8192, batch=8)
+    sp = Store(fresh(), ram=8, max_bytes=8192, batch=8)
     for i in range(3):
         sp.put(rec(i))
     assert sp.peek(2) == [rec(0), rec(1)]
@@ -138,7 +138,7 @@ def test_reservation_survives_flush_between_peek_and_commit():
 
 
 def test_release_hands_the_same_records_out_again():
-    sp = Spool(fresh(), ram=8, max_bytes=8192, batch=2)
+    sp = Store(fresh(), ram=8, max_bytes=8192, batch=2)
     for i in range(5):
         sp.put(rec(i))
     assert sp.peek(3) == [rec(0), rec(1), rec(2)]
@@ -147,7 +147,7 @@ def test_release_hands_the_same_records_out_again():
 
 
 def test_overflow_while_reserved_never_commits_newer_records():
-    sp = Spool(fresh(), ram=8, max_bytes=1024, batch=4)
+    sp = Store(fresh(), ram=8, max_bytes=1024, batch=4)
     for i in range(4):
         sp.put(rec(i))
     assert sp.peek(4) == [rec(i) for i in range(4)]
@@ -162,7 +162,7 @@ def test_overflow_while_reserved_never_commits_newer_records():
 
 def test_files_removed_after_full_replay():
     p = fresh()
-    sp = Spool(p, ram=4, max_bytes=4096, batch=4)
+    sp = Store(p, ram=4, max_bytes=4096, batch=4)
     for i in range(40):
         sp.put(rec(i))
     drain(sp)

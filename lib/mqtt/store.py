@@ -1,4 +1,6 @@
-"""Offline spool: readings kept while the broker is unreachable, replayed oldest first.
+"""Durable store: records kept on flash until they are delivered, replayed oldest first. The
+node keeps its undelivered readings here, and the robust wrapper spills its outbox here when it
+is full (mqtt.robust, ``outbox_dir``).
 
 New records go to a small RAM ring; every `batch` records the ring is appended to flash in one
 write (sparing the flash). The flash part is a few segment files `<path>.<n>`, append-only, one
@@ -8,7 +10,7 @@ its unread records counted in `dropped`. The read position is kept in `<path>.po
 when a replayed batch is committed, so a reboot neither loses flushed records nor replays
 committed ones.
 
-    sp = Spool("spool.dat", ram=16, max_bytes=32768, batch=8)
+    sp = Store("spool.dat", ram=16, max_bytes=32768, batch=8)
     sp.put(b'{"t":1763784000,"s":"bme280","Temp":21.5}')
     recs = sp.peek(10)      # oldest first, reserved until commit()
     ...publish them...
@@ -39,7 +41,7 @@ def _parse(line):
     return rec
 
 
-class Spool:
+class Store:
     def __init__(self, path="spool.dat", ram=16, max_bytes=32768, batch=8):
         self.path = path
         self.ram_size = ram
