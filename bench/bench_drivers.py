@@ -7,9 +7,10 @@ the driver's own allocations count):
   - bytes allocated per start()+read() (gc disabled; the returned dict and floats included),
   - reads per second (bus time excluded: the canned bus answers at once),
   - heap growth over 1 000 reads after gc.collect() (must be 0 apart from the last result).
-The Unix port is 64-bit: heap figures are roughly twice what the 32-bit ESP32 uses.
+The Unix port is 64-bit: heap figures are roughly twice what the 32-bit ESP32 uses; with
+--twin (after `make twin`) the device twin runs it instead, and its heap figures are the device's.
 
-    .venv/bin/python bench/bench_drivers.py [--n 2000]
+    .venv/bin/python bench/bench_drivers.py [--n 2000] [--twin]
 """
 
 import argparse
@@ -145,7 +146,11 @@ for name in ("bme280", "sht3x", "sht4x", "aht20", "bh1750", "ds18b20", "dht22"):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--twin", action="store_true", help="run on build/twin/micropython")
     args = ap.parse_args()
+    interp = ROOT / "build" / "twin" / "micropython" if args.twin else VENV / "micropython"
+    if not interp.exists():
+        sys.exit("%s is missing: run 'make twin'" % interp)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "lib" / "sensors"
         out.mkdir(parents=True)
@@ -160,12 +165,13 @@ def main():
         env = dict(os.environ, MICROPYPATH=str(Path(tmp) / "lib"))
         for k in ("SIM_SCENARIO", "SIM_STATE_DIR", "SIM_SPEED"):
             env.pop(k, None)
-        r = subprocess.run([str(VENV / "micropython"), str(script), str(args.n)], env=env,
+        r = subprocess.run([str(interp), str(script), str(args.n)], env=env,
                            capture_output=True, text=True, timeout=300)
         sys.stdout.write(r.stdout)
         if r.returncode:
             sys.stdout.write(r.stderr)
-    print("(64-bit Unix port: halve heap figures for the ESP32)")
+    if not args.twin:
+        print("(64-bit Unix port: halve heap figures for the ESP32, or run with --twin)")
 
 
 if __name__ == "__main__":
