@@ -165,8 +165,13 @@ def main():
         env = dict(os.environ, MICROPYPATH=str(Path(tmp) / "lib"))
         for k in ("SIM_SCENARIO", "SIM_STATE_DIR", "SIM_SPEED"):
             env.pop(k, None)
-        r = subprocess.run([str(interp), str(script), str(args.n)], env=env,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [str(interp), str(script), str(args.n)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         sys.stdout.write(r.stdout)
         if r.returncode:
             sys.stdout.write(r.stderr)
