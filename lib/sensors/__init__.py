@@ -15,8 +15,9 @@ Every driver takes its bus or pin (micropython-lib style) and shares one small i
 Errors: a missing chip or wrong chip id raises ``OSError("no BME280 at 0x76")``; bus errors
 surface as ``OSError`` (ENODEV on NACK, ETIMEDOUT on a stuck bus); a CRC/checksum failure
 raises ``sensors.crc.CRCError`` (a ValueError); a value the chip reports that is not a
-measurement (DS18B20 85 degC power-on value, BME280 "skipped" value, busy forever) raises
-``sensors.NoReadingError`` (a ValueError). A driver never returns a number it cannot vouch for.
+measurement (DS18B20 85 degC power-on value, BME280 "skipped" value, busy forever, a value
+outside the chip's datasheet operating range) raises ``sensors.NoReadingError`` (a ValueError).
+A driver never returns a number it cannot vouch for, nor an earlier reading as a new one.
 
     from sensors import make
     s = make("bme280", i2c, address=0x76)
@@ -57,6 +58,14 @@ _REGISTRY = {
 
 class NoReadingError(ValueError):
     """The sensor answered, but with a value that is not a measurement."""
+
+
+def check_range(what, v, lo, hi, unit):
+    """v if lo <= v <= hi (the chip's datasheet operating range), else NoReadingError: a
+    driver never returns a number its chip cannot measure."""
+    if lo <= v <= hi:
+        return v
+    raise NoReadingError("%s: %s %s is outside %s..%s" % (what, v, unit, lo, hi))
 
 
 def driver_class(type_name):

@@ -1,9 +1,11 @@
 """ASAIR AHT20 temperature and humidity on I2C (address 0x38).
 
-Datasheet (AHT20 v1.1) section 5.4: check the calibration bit of the status byte, trigger with
+Datasheet (AHT20 v1.1) section 5.4: wait 40 ms after power-on, check the calibration bit of the
+status byte (initialising with 0xBE 0x08 0x00 and checking again if it is clear), trigger with
 0xAC 0x33 0x00, wait 80 ms, read status + 20-bit humidity + 20-bit temperature + CRC-8
-(poly 0x31, init 0xFF). Busy (bit 7) after a bounded wait raises sensors.NoReadingError; a CRC
-mismatch raises sensors.crc.CRCError.
+(poly 0x31, init 0xFF). Busy (bit 7) after a bounded wait, a frame without the calibration bit
+(the chip was reset: it is initialised again) and a temperature outside -40..85 degC raise
+sensors.NoReadingError; a CRC mismatch raises sensors.crc.CRCError.
 
     from sensors.aht20 import AHT20
     s = AHT20(i2c)
@@ -13,14 +15,17 @@ mismatch raises sensors.crc.CRCError.
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import NoReadingError, check_range
 from sensors.crc import CRCError, crc8_sensirion
 
 _ADDRESS = const(0x38)
-_CMD_STATUS = const(0x71)
 _STATUS_BUSY = const(0x80)
 _STATUS_CAL = const(0x08)
+_POWER_ON_MS = const(40)  # section 5.4 step 1
+_INIT_MS = const(10)  # section 5.4 step 1, after 0xBE 0x08 0x00
 _MEASURE_MS = const(80)  # section 5.4 step 3: wait 80 ms for the measurement
+_INIT = b"\xbe\x08\x00"
+_TRIGGER = b"\xac\x33\x00"  # section 5.4 step 2
 
 
 class AHT20:
@@ -34,29 +39,29 @@ class AHT20:
         self._what = "AHT20 at 0x%02x" % address
         self._buf = bytearray(7)
         self._status = memoryview(self._buf)[:1]
-        self._trigger = b"\xac\x33\x00"  # section 5.4 step 2 (a constant, never rebuilt)
         self._started = False
-        up = time.ticks_ms()  # ms since boot (power-on), until ticks first wrap after 12 days
-        if 0 <= up < 40:
-            time.sleep_ms(40 - up)  # section 5.4: 40 ms after power-on before the first command
-        if not self._status_byte() & _STATUS_CAL:
-            # Not calibrated: initialise (0xBE 0x08 0x00) and give it 10 ms (section 5.4 step 1).
-            i2c.writeto(address, b"\xbe\x08\x00")
-            time.sleep_ms(10)
-            if not self._status_byte() & _STATUS_CAL:
-                raise OSError("%s: not calibrated after its init command" % self._what)
-
-    def _status_byte(self):
+        # The chip needs 40 ms after power-on before its first command. We cannot know when its
+        # power came (with the board's, or just now from a switched supply), and this runs once.
+        time.sleep_ms(_POWER_ON_MS)
         try:
-            self._i2c.writeto(self._addr, b"\x71")
-            self._i2c.readfrom_into(self._addr, self._status)
+            st = self._read_status()
         except OSError:
             raise OSError("no %s" % self._what)
+        if not st & _STATUS_CAL:
+            i2c.writeto(address, _INIT)
+            time.sleep_ms(_INIT_MS)
+            st = self._read_status()
+            if not st & _STATUS_CAL:
+                raise OSError("%s: not calibrated after init (status 0x%02x)" % (self._what, st))
+
+    def _read_status(self):
+        self._i2c.writeto(self._addr, b"\x71")
+        self._i2c.readfrom_into(self._addr, self._status)
         return self._buf[0]
 
     def start(self):
         """Trigger one measurement; read() it after conversion_ms."""
-        self._i2c.writeto(self._addr, self._trigger)
+        self._i2c.writeto(self._addr, _TRIGGER)
         self._started = True
 
     def read(self):
@@ -75,7 +80,14 @@ class AHT20:
             raise NoReadingError("%s: still busy" % self._what)
         if crc8_sensirion(b, 0, 6) != b[6]:
             raise CRCError("%s: CRC mismatch" % self._what)
-        return decode(b)
+        if not b[0] & _STATUS_CAL:
+            # Reset since we checked (a brown-out): this sample is uncalibrated. Initialise
+            # again (it takes 10 ms, long before the next measurement).
+            self._i2c.writeto(self._addr, _INIT)
+            raise NoReadingError("%s: not calibrated (reset?), initialised again" % self._what)
+        r = decode(b)
+        check_range(self._what, r["temperature"], -40, 85, "degC")  # datasheet range
+        return r
 
 
 def decode(b):

@@ -3,6 +3,8 @@
 Uses ADC.read_uv() (the ESP32 port's eFuse-calibrated reading) averaged over `samples`, then
 V = measured * divider * gain + offset. divider is (R_top + R_bottom) / R_bottom; gain and offset
 come from calibrate() against a multimeter (one point: gain only; two points: gain and offset).
+An input at the attenuation's full scale is clipped: the true voltage is that or more, so read()
+raises sensors.NoReadingError instead of returning it (pick a bigger divider or attenuation).
 
     from sensors.analog import AnalogInput
     bat = AnalogInput(machine.Pin(35), divider=2.0)     # 100k/100k divider
@@ -10,6 +12,8 @@ come from calibrate() against a multimeter (one point: gain only; two points: ga
 """
 
 from micropython import const
+
+from sensors import NoReadingError
 
 _ATTN_DEFAULT = const(3)  # ADC.ATTN_11DB on the ESP32 port: full scale about 3.1 V
 
@@ -55,7 +59,10 @@ class AnalogInput:
         return acc / self.samples * 3.3 / 65535 * self.divider  # uncalibrated fallback
 
     def read(self):
-        return {"voltage": round(self.measured() * self.gain + self.offset, 3)}
+        v = self.measured()
+        if self._adc.read_u16() >= 65535:  # the converter's top code: clipped
+            raise NoReadingError("ADC: input at full scale (clipped), %s V or more" % round(v, 3))
+        return {"voltage": round(v * self.gain + self.offset, 3)}
 
     def calibrate(self, measured1, actual1, measured2=None, actual2=None):
         """Set gain (and offset with two points) from readings of measured() vs a meter."""

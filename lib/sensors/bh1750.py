@@ -3,7 +3,9 @@
 One-time measurement modes (datasheet page 5, instruction set): the chip measures once and
 powers down, so nothing is drawn between readings. lx = count / 1.2 * (69 / MTreg), halved again
 in H-resolution mode 2 (page 11). The chip has no id register: an ACK to "power on" is taken as
-presence.
+presence. A full-scale count (0xFFFF) raises sensors.NoReadingError: the light is at or beyond
+what this mode and MTreg can measure (use a lower mtreg in direct sun), or the chip no longer
+drives the bus and the pull-up reads all ones; either way the number would be wrong.
 
     from sensors.bh1750 import BH1750
     s = BH1750(i2c, address=0x23)
@@ -12,6 +14,7 @@ presence.
 
 from micropython import const
 
+from sensors import NoReadingError
 from sensors._i2ccmd import I2CCommandSensor
 
 _CMD_POWER_ON = const(0x01)
@@ -52,7 +55,10 @@ class BH1750(I2CCommandSensor):
 
     def _decode(self, b):
         # read() -> {"illuminance": lx}; start() is one one-time measurement opcode
-        return {"illuminance": lux((b[0] << 8) | b[1], self._mtreg, self._half)}
+        count = (b[0] << 8) | b[1]
+        if count == 0xFFFF:
+            raise NoReadingError("%s: count at full scale (saturated, or reads 0xFF)" % self._what)
+        return {"illuminance": lux(count, self._mtreg, self._half)}
 
 
 def lux(count, mtreg=_MTREG_DEFAULT, half=False):

@@ -3,7 +3,9 @@
 Forced mode only (datasheet BME280 section 3.3.3, BMP280 3.6.2): each start() triggers one
 measurement and the chip goes back to sleep, so a node that reads once a minute draws almost
 nothing in between. Compensation is Bosch's integer code (BME280 section 4.2.3, BMP280 section
-3.11.3): 32-bit for temperature and humidity, 64-bit for pressure, in our own words.
+3.11.3): 32-bit for temperature and humidity, 64-bit for pressure, in our own words. A result
+outside the operating range (-40..85 degC, 300..1100 hPa; section 1, table 1) is not a reading:
+an all-0xFF frame, from a chip that stopped driving the bus, would otherwise be 189 degC.
 
     from sensors.bme280 import BME280
     s = BME280(i2c, address=0x76)          # OSError("no BME280 at 0x76") if absent/wrong chip
@@ -14,7 +16,7 @@ nothing in between. Compensation is Bosch's integer code (BME280 section 4.2.3, 
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import NoReadingError, check_range
 
 # Registers (BME280 section 5.3 memory map; BMP280 section 4.2 is the same minus humidity).
 _REG_CALIB_TP = const(0x88)  # 24 bytes: dig_T1..dig_T3, dig_P1..dig_P9 (little endian)
@@ -39,6 +41,7 @@ _SKIPPED_16 = const(0x8000)
 
 CHIP_ID_BME280 = const(0x60)
 CHIP_IDS_BMP280 = (0x56, 0x57, 0x58)  # 0x56/0x57 samples, 0x58 mass production
+
 
 # oversampling factor -> osrs_x code (section 5.4.3/5.4.5)
 _OSRS = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}
@@ -125,9 +128,9 @@ class BME280:
         self._one[0] = _RESET_WORD
         i2c.writeto_mem(address, _REG_RESET, self._one)
         time.sleep_ms(2)  # start-up time after reset, section 1 table 1 (2 ms max)
-        # NVM copied to image registers; without that the calibration read next is garbage.
-        if not self._wait_status(_STATUS_IM_UPDATE, 10):
-            raise OSError("%s: calibration data did not load (im_update stuck)" % self._what)
+        if not self._wait_status(_STATUS_IM_UPDATE, 10):  # NVM copied to image registers
+            # the calibration read now would be whatever the image registers hold
+            raise OSError("%s: calibration data not loaded (im_update stays set)" % self._what)
         self._read_calibration()
         # Measurement time, section 9.1: 1.25 + 2.3*T + (2.3*P + 0.575) + (2.3*H + 0.575) ms (max).
         us = 1250 + 2300 * temp_os + 2300 * press_os + 575
@@ -137,9 +140,7 @@ class BME280:
         # config only takes effect in sleep mode (5.4.6); ctrl_hum only after ctrl_meas (5.4.3).
         self._one[0] = _IIR[iir] << 2
         i2c.writeto_mem(address, _REG_CONFIG, self._one)
-        if self._HUMIDITY:
-            self._one[0] = _OSRS[hum_os]
-            i2c.writeto_mem(address, _REG_CTRL_HUM, self._one)
+        self._hum = _OSRS[hum_os]
         self._meas = (_OSRS[temp_os] << 5) | (_OSRS[press_os] << 2)
         self._one[0] = self._meas  # mode 00: sleep
         i2c.writeto_mem(address, _REG_CTRL_MEAS, self._one)
@@ -188,6 +189,11 @@ class BME280:
 
     def start(self):
         """Trigger one forced-mode measurement; read() it after conversion_ms."""
+        if self._HUMIDITY:
+            # Every time: a chip reset since (brown-out) has ctrl_hum 0, humidity skipped for
+            # good. It takes effect with the ctrl_meas write that follows (5.4.3).
+            self._one[0] = self._hum
+            self._i2c.writeto_mem(self._addr, _REG_CTRL_HUM, self._one)
         self._one[0] = self._meas | _MODE_FORCED
         self._i2c.writeto_mem(self._addr, _REG_CTRL_MEAS, self._one)
         self._started = True
@@ -208,17 +214,13 @@ class BME280:
         if adc_t == _SKIPPED_20 or adc_p == _SKIPPED_20:
             raise NoReadingError("%s: no measurement in data registers" % self._what)
         t, t_fine = compensate_t(adc_t, self._t[0], self._t[1], self._t[2])
+        # operating range: BME280 section 1 table 1, BMP280 table 2
+        t = check_range(self._what, t / 100, -40, 85, "degC")
         p = compensate_p(adc_p, t_fine, self._p)
         if p == 0:
             raise NoReadingError("%s: invalid pressure calibration" % self._what)
-        # Outside the operating range (datasheet 1.1: -40..85 degC, 300..1100 hPa, with 1 hPa
-        # for rounding at the edges) the frame is not a measurement: an all-0xFF frame from a
-        # bus that lost the chip gives 189 degC and -221 hPa.
-        if not (-4000 <= t <= 8500 and 299 * 25600 <= p <= 1101 * 25600):
-            raise NoReadingError(
-                "%s: implausible frame (%s degC, %s hPa)" % (self._what, t / 100, p / 25600)
-            )
-        out = {"temperature": t / 100, "pressure": round(p / 25600, 2)}
+        hpa = check_range(self._what, round(p / 25600, 2), 300, 1100, "hPa")
+        out = {"temperature": t, "pressure": hpa}
         if self._HUMIDITY:
             adc_h = (b[6] << 8) | b[7]
             if adc_h == _SKIPPED_16:

@@ -4,10 +4,8 @@ The firmware's dht.DHT22(pin).measure() does the single-wire timing; this wrappe
 errors into ours (no answer -> OSError(ETIMEDOUT) passes through; checksum -> CRCError),
 decodes the 5-byte frame itself (AM2302 datasheet section 7: 16-bit RH * 10, 16-bit T * 10
 with the sign in bit 15) and honours the 2 s minimum interval between measurements
-(datasheet section 8) by returning the previous reading when asked sooner. That reading is kept
-only while the last measurement succeeded, and only for 0..2 s by ticks_diff: a tick remembered
-for days wraps (ticks_diff is meaningful below 2^29 ms), and a stale reading must never come
-back as new.
+(datasheet section 8) by waiting out the rest of it when asked sooner: every reading returned
+is a new measurement, never a remembered one.
 
     from sensors.dht22 import DHT22
     s = DHT22(machine.Pin(15))
@@ -17,7 +15,7 @@ back as new.
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import check_range
 from sensors.crc import CRCError
 
 MIN_INTERVAL_MS = const(2000)
@@ -45,18 +43,21 @@ class DHT22:
 
             sensor = dht.DHT22(pin)
         self._s = sensor
-        self._last = None
-        self._at = 0
+        self._at = None  # ticks_ms of the last measurement attempt; None: none yet
 
     def start(self):
         """Nothing to start: the measurement is the ~5 ms transfer itself."""
 
     def read(self):
-        """{"temperature": degC, "humidity": %RH}; the previous reading if < 2 s since it."""
-        now = time.ticks_ms()
-        if self._last is not None and 0 <= time.ticks_diff(now, self._at) < MIN_INTERVAL_MS:
-            return self._last
-        self._last = None  # from here on, only a new measurement is a reading
+        """{"temperature": degC, "humidity": %RH}, measured now; if the previous measurement
+        was less than 2 s ago, first waits out the rest of those 2 s."""
+        if self._at is not None:
+            # An age outside 0..2 s (negative once ticks_diff passes 2^29 ms) needs no wait;
+            # the worst a wrapped age can cause is one needless wait of under 2 s.
+            age = time.ticks_diff(time.ticks_ms(), self._at)
+            if 0 <= age < MIN_INTERVAL_MS:
+                time.sleep_ms(MIN_INTERVAL_MS - age)
+        self._at = time.ticks_ms()
         s = self._s
         try:
             s.measure()
@@ -71,8 +72,6 @@ class DHT22:
             t, h = decode(buf)
         else:
             t, h = s.temperature(), s.humidity()
-        if not (0 <= h <= 100 and -40 <= t <= 80):  # outside the sensor's range (section 5)
-            raise NoReadingError("DHT22: implausible frame (%s degC, %s %%RH)" % (t, h))
-        self._last = {"temperature": t, "humidity": h}
-        self._at = now
-        return self._last
+        check_range("DHT22", t, -40, 80, "degC")  # operating range, section 5
+        check_range("DHT22", h, 0, 100, "%RH")
+        return {"temperature": t, "humidity": h}

@@ -5,6 +5,11 @@ only counts once it has been steady for debounce_ms. PulseCounter counts edges i
 handler that never allocates (safe as a hard IRQ) and ignores edges closer than debounce_ms
 (a reed switch bounces for a few ms).
 
+Ticks: ticks_diff() is only meaningful for less than 2^29 ms (6.2 days), and an input can stay
+quiet for longer. A debounce window that has passed is therefore kept passed: read() re-arms
+the remembered tick to exactly debounce_ms ago, so its age never grows past a read interval,
+and an age that reads negative (more than 2^29 ms without a read) counts as "long ago".
+
     from sensors.digital import DigitalInput, PulseCounter
     door = DigitalInput(machine.Pin(27), pull="up", invert=True)
     door.read()                                  # {"state": 1}
@@ -13,10 +18,7 @@ handler that never allocates (safe as a hard IRQ) and ignores edges closer than 
 """
 
 import time
-from machine import Pin
-from micropython import const
-
-_REARM_MS = const(1 << 28)  # half of the 2^29 ms over which ticks_diff is meaningful
+from machine import Pin, disable_irq, enable_irq
 
 
 def _pull(pull):
@@ -60,6 +62,7 @@ class DigitalInput:
         """The debounced level (after invert): a level counts once steady for debounce_ms
         since the last edge (the IRQ's time, or when read() first saw it without one)."""
         raw = self._pin.value() ^ self._inv
+        irq = disable_irq()  # the edge IRQ writes _since too
         now = time.ticks_ms()
         if raw != self._cand:
             self._cand = raw
@@ -67,9 +70,12 @@ class DigitalInput:
                 self._since = now
         self._seen = self._edges
         d = time.ticks_diff(now, self._since)
-        if raw != self._stable and (d >= self._db or d < 0):  # d < 0: > 6.2 days, long steady
-            self._stable = raw
-            self.changes += 1
+        if d >= self._db or d < 0:  # d < 0: over 2^29 ms ago
+            self._since = time.ticks_add(now, -self._db)  # re-arm: passed, and stays so
+            if raw != self._stable:
+                self._stable = raw
+                self.changes += 1
+        enable_irq(irq)
         return self._stable
 
     def read(self):
@@ -100,9 +106,8 @@ class PulseCounter:
         pin.irq(handler=self._irq_h, trigger=trig)
 
     def _edge(self, _pin):
-        # IRQ context: small ints only, no allocation. A negative difference means the last
-        # counted edge is more than 2^29 ms (6.2 days) back: long past any debounce window,
-        # so this edge counts (a rain gauge after a dry spell).
+        # IRQ context: small ints only, no allocation. d < 0: the last count was over 2^29 ms
+        # ago (nobody called read() to re-arm in between), so the window has long passed.
         now = time.ticks_ms()
         d = time.ticks_diff(now, self._last)
         if d >= self._db or d < 0:
@@ -110,12 +115,14 @@ class PulseCounter:
             self._last = now
 
     def _rearm(self):
-        # Called on every read: keeps the remembered edge within 2^28 ms of now, so the IRQ's
-        # difference stays meaningful however long the input is quiet.
+        # Once the window has passed, move _last to exactly debounce_ms ago: its age then stays
+        # below one read interval and can never wrap into "just now" (ticks wrap at 2^30 ms).
+        irq = disable_irq()
         now = time.ticks_ms()
         d = time.ticks_diff(now, self._last)
-        if d < 0 or d > _REARM_MS:
+        if d >= self._db or d < 0:
             self._last = time.ticks_add(now, -self._db)
+        enable_irq(irq)
 
     def start(self):
         """Nothing to start."""

@@ -3,7 +3,10 @@
 Each DS18B20 is addressed by its 64-bit ROM id (family 0x28, datasheet "64-bit lasered ROM
 code"); with a single sensor on the bus the ROM may be left out. Scratchpad reads are CRC
 checked (datasheet "CRC generation"); the power-on value 0x0550 (+85 degC, datasheet table 1 and
-"Power-up" note) means no conversion happened and raises sensors.NoReadingError, never 85.
+"Power-up" note) means no conversion happened and raises sensors.NoReadingError, never 85, as
+does a value outside the -55..+125 degC range. A sensor whose configuration register no longer
+holds our resolution was reset (a brown-out reloads it from EEPROM): read() writes the
+resolution again and raises NoReadingError for that sample.
 Resolution 9..12 bits sets the conversion time (93.75 .. 750 ms, table 2), so use the split:
 
     import onewire
@@ -18,7 +21,7 @@ Resolution 9..12 bits sets the conversion time (93.75 .. 750 ms, table 2), so us
 import time
 from micropython import const
 
-from sensors import NoReadingError
+from sensors import NoReadingError, check_range
 from sensors.crc import CRCError, crc8_maxim
 
 FAMILY = const(0x28)
@@ -111,33 +114,25 @@ class DS18B20:
         self._buf = bytearray(9)
         self._cfg = bytearray(3)
         self._started = False
+        self._cfgbyte = _RES[resolution][0]
         self._read_scratchpad()  # presence and CRC
-        self._configure()
-
-    def _configure(self):
-        """Set the configured resolution unless the scratchpad already has it."""
-        cfg = _RES[self.resolution][0]
-        if self._buf[4] != cfg:
-            ow = self._ow
-            # Write TH, TL (kept) and the config register; not copied to EEPROM (no wear).
-            self._cfg[0] = self._buf[2]
-            self._cfg[1] = self._buf[3]
-            self._cfg[2] = cfg
-            self._select()
-            ow.writebyte(_CMD_WRITE_SCRATCH)
-            ow.write(self._cfg)
+        if self._buf[4] != self._cfgbyte:
+            self._configure()
             self._read_scratchpad()
-            if self._buf[4] != cfg:
+            if self._buf[4] != self._cfgbyte:
                 raise OSError(
                     "%s: resolution not accepted (config 0x%02x)" % (self._what, self._buf[4])
                 )
 
-    def _check_config(self, b):
-        if b[4] != _RES[self.resolution][0]:
-            # The sensor lost its configuration (a brown-out brings back the EEPROM's): its
-            # conversion ran at another resolution and time. Set it again; no reading this time.
-            self._configure()
-            raise NoReadingError("%s: was reset (brown-out?), resolution set again" % self._what)
+    def _configure(self):
+        # Write TH, TL (kept, from the scratchpad just read) and the config register; not
+        # copied to EEPROM (no wear), so a power-on reset brings back the EEPROM resolution.
+        self._cfg[0] = self._buf[2]
+        self._cfg[1] = self._buf[3]
+        self._cfg[2] = self._cfgbyte
+        self._select()
+        self._ow.writebyte(_CMD_WRITE_SCRATCH)
+        self._ow.write(self._cfg)
 
     def _select(self):
         if not self._ow.reset():
@@ -173,43 +168,51 @@ class DS18B20:
     def read(self):
         """{"temperature": degC}; blocks until the conversion is done (at most conversion_ms
         + 10 %) unless start() (or start_all + mark_started) came first."""
-        own = not self._started
-        if own:
+        if self._started:
+            self._started = False  # one start, one read, whatever happens next
+        else:
             self.start()
-        # Consumed either way: if the wait below fails, the next read() starts a conversion of
-        # its own instead of taking the old scratchpad for a new reading.
-        self._started = False
-        if own:
-            try:
-                self._wait_conversion()
-            except NoReadingError:
-                try:  # too slow for our resolution: was it reset to another one?
-                    self._check_config(self._read_scratchpad())
-                except (OSError, CRCError):
-                    pass  # no answer that tells: the first error stands
-                raise
+            self._started = False  # a conversion that does not finish is not pending after
+            if not self._wait_conversion():
+                self._read_scratchpad()
+                self._check_config()  # a reset sensor converts at 12 bits: slower than ours
+                raise NoReadingError("%s: conversion did not finish" % self._what)
         b = self._read_scratchpad()
-        self._check_config(b)
+        self._check_config()
         try:
             t = decode(b[0] | (b[1] << 8), self.resolution)
         except NoReadingError:
             raise NoReadingError("%s: 85 degC power-on value, no conversion done" % self._what)
+        check_range(self._what, t, -55, 125, "degC")  # measuring range, datasheet "Features"
         return {"temperature": t}
+
+    def _check_config(self):
+        # The scratchpad just read must still hold our resolution. If not, the sensor was reset
+        # since we configured it (a brown-out reloads the EEPROM's): its temperature register
+        # is the power-on value or a conversion at another resolution. Restore ours and say so.
+        b = self._buf
+        if b[4] != self._cfgbyte:
+            self._configure()
+            raise NoReadingError(
+                "%s: sensor was reset (config 0x%02x), resolution restored" % (self._what, b[4])
+            )
 
     def _wait_conversion(self):
         # An externally powered DS18B20 answers read slots with 0 while converting and 1 when
         # done (datasheet "CONVERT T [44h]"): poll in 10 ms steps, bounded by the table 2
         # maximum + 10 %, so a conversion that never ends is an error, never a stale value.
+        # Returns False if it did not finish.
         if self.parasite:
             time.sleep_ms(self.conversion_ms)
-            return
+            return True
         limit = self.conversion_ms + self.conversion_ms // 10 + 10
         waited = 0
         while not self._ow.readbit():
             if waited >= limit:
-                raise NoReadingError("%s: conversion did not finish" % self._what)
+                return False
             time.sleep_ms(10)
             waited += 10
+        return True
 
     def mark_started(self):
         """Tell this sensor a conversion was started for it by start_all()."""

@@ -38,7 +38,8 @@ _BOSCH = {
 
 
 def _sensirion(i2c, addr, cmd, n):
-    # Send a command, read n bytes and check the first word's CRC: True if it all worked.
+    # Send a command, wait 10 ms (what Sensirion's drivers allow the SHT4x serial number
+    # command), read n bytes and check the first word's CRC: True if it all worked.
     import time
 
     from sensors.crc import crc8_sensirion
@@ -46,7 +47,7 @@ def _sensirion(i2c, addr, cmd, n):
     buf = bytearray(n)
     try:
         i2c.writeto(addr, cmd)
-        time.sleep_ms(2)
+        time.sleep_ms(10)
         i2c.readfrom_into(addr, buf)
     except OSError:
         return False

@@ -2,7 +2,8 @@
 
 Single shot without clock stretching (datasheet section 4.3, table 9): the chip NACKs its read
 header while it is measuring, so a too-early read() surfaces as OSError(ENODEV). Each 16-bit word
-comes with a CRC-8 (section 4.12) that is checked; a mismatch raises sensors.crc.CRCError.
+comes with a CRC-8 (section 4.12) that is checked; a mismatch raises sensors.crc.CRCError. A
+temperature outside the specified -40..125 degC (section 2.2) raises sensors.NoReadingError.
 
     from sensors.sht3x import SHT3x
     s = SHT3x(i2c, address=0x44)           # 0x45 with ADDR high
@@ -12,6 +13,7 @@ comes with a CRC-8 (section 4.12) that is checked; a mismatch raises sensors.crc
 import time
 from micropython import const
 
+from sensors import check_range
 from sensors._i2ccmd import I2CCommandSensor
 from sensors.crc import check_words
 
@@ -56,7 +58,9 @@ class SHT3x(I2CCommandSensor):
     def _decode(self, b):
         # read() -> {"temperature": degC, "humidity": %RH}; start() is one single-shot command
         check_words(b, 2, self._what)
-        return decode(b)
+        r = decode(b)
+        check_range(self._what, r["temperature"], -40, 125, "degC")  # section 2.2
+        return r
 
 
 def decode(b):

@@ -2,7 +2,8 @@
 
 One byte commands (datasheet section 4.5, table 7); the answer is two CRC-protected words
 (section 4.4). The chip NACKs a read while it is still measuring, so a too-early read()
-surfaces as OSError(ENODEV). Its serial number (command 0x89) identifies it at construction.
+surfaces as OSError(ENODEV). Its serial number (command 0x89) identifies it at construction. A
+temperature outside the specified -40..125 degC (section 2.2) raises sensors.NoReadingError.
 
     from sensors.sht4x import SHT4x
     s = SHT4x(i2c, address=0x44)
@@ -12,11 +13,15 @@ surfaces as OSError(ENODEV). Its serial number (command 0x89) identifies it at c
 import time
 from micropython import const
 
+from sensors import check_range
 from sensors._i2ccmd import I2CCommandSensor
 from sensors.crc import check_words
 
 _CMD_SERIAL = const(0x89)
 _CMD_SOFT_RESET = const(0x94)
+# The datasheet gives no duration for the serial number command; Sensirion's own drivers wait
+# 10 ms before reading it, and a read before the chip is ready is NACKed.
+SERIAL_MS = const(10)
 
 # precision -> (command, max duration in ms), table 4 and 7
 _MODES = {
@@ -39,7 +44,7 @@ class SHT4x(I2CCommandSensor):
             self._command(_CMD_SOFT_RESET)
             time.sleep_ms(1)  # soft reset time 1 ms max, table 5
             self._command(_CMD_SERIAL)
-            time.sleep_ms(10)  # as Sensirion's own driver waits; a short wait can read a NACK
+            time.sleep_ms(SERIAL_MS)
             i2c.readfrom_into(address, self._buf)
         except OSError:
             raise OSError("no %s" % self._what)
@@ -51,7 +56,9 @@ class SHT4x(I2CCommandSensor):
     def _decode(self, b):
         # read() -> {"temperature": degC, "humidity": %RH}
         check_words(b, 2, self._what)
-        return decode(b)
+        r = decode(b)
+        check_range(self._what, r["temperature"], -40, 125, "degC")  # section 2.2
+        return r
 
 
 def decode(b):

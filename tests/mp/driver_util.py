@@ -45,3 +45,44 @@ def heap_growth(drv, reads=1000, step=None):
     del r  # only the returned value was kept; drop it too
     gc.collect()
     return gc.mem_alloc() - before
+
+
+class ESP32Ticks:
+    """The time functions a driver uses, with the ESP32's tick arithmetic on the simulated clock.
+
+    The 64-bit Unix port's ticks_ms() only wraps after 2^62 ms, so a gap of days cannot show a
+    wrap bug there. Install this in the driver module under test (driver_ticks(module)): its
+    ticks_ms() wraps at 2^30 ms as on the ESP32, ticks_diff() is meaningful only within 2^29 ms,
+    and sleeps move the simulated clock as the board's own do.
+    """
+
+    PERIOD = 1 << 30
+    _MASK = PERIOD - 1
+    _HALF = PERIOD >> 1
+
+    def ticks_ms(self):
+        import simenv
+
+        return (simenv.clock.uptime_us() // 1000) & self._MASK
+
+    def ticks_add(self, t, delta):
+        return (t + delta) & self._MASK
+
+    def ticks_diff(self, a, b):
+        return ((a - b + self._HALF) & self._MASK) - self._HALF
+
+    def sleep_ms(self, ms):
+        import time
+
+        time.sleep_ms(ms)
+
+    def sleep_us(self, us):
+        import time
+
+        time.sleep_us(us)
+
+
+def driver_ticks(module):
+    """Give module (a driver) ESP32 tick arithmetic: module.time = ESP32Ticks()."""
+    module.time = ESP32Ticks()
+    return module.time

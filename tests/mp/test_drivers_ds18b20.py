@@ -106,8 +106,10 @@ def test_shorted_bus_is_not_zero_degrees():
     ow, models = bus(10.0)
     s = DS18B20(ow)
     models[0].fault = "bus_low"
-    # blocking read: the line never shows "conversion done"
-    expect(NoReadingError, s.read)
+    # blocking read: the line never shows "conversion done", and the scratchpad read to see
+    # whether the sensor was reset is all zeros: a bus fault, not a temperature
+    e = expect(OSError, s.read)
+    assert "implausible" in str(e), e
     # split read: an all-zero scratchpad has a valid CRC, the config byte gives it away
     s.start()
     simenv.clock.advance(s.conversion_ms)
@@ -125,6 +127,54 @@ def test_conversion_never_finishing_is_no_reading_not_stale():
     models[0].fault = "stuck"
     e = expect(NoReadingError, s.read)  # the scratchpad holds 10.0: never returned as new
     assert "did not finish" in str(e), e
+
+
+def test_after_a_conversion_that_did_not_finish_the_next_read_converts_again():
+    ow, models = bus(20.0)
+    s = DS18B20(ow)
+    assert s.read() == {"temperature": 20.0}
+    models[0].set(temperature=30.0)
+    models[0].fault = "stuck"
+    for _ in range(3):  # the scratchpad still holds 20.0: never returned as a new reading
+        e = expect(NoReadingError, s.read)
+        assert "did not finish" in str(e), e
+    models[0].fault = None
+    assert s.read() == {"temperature": 30.0}
+
+
+def test_brownout_is_no_reading_and_the_resolution_is_restored():
+    ow, models = bus(23.5678)
+    m = models[0]
+    s = DS18B20(ow, resolution=9)
+    assert s.read() == {"temperature": 23.5}
+    m.power_cycle()  # the config register is back to the EEPROM's 12 bits
+    assert m.sp[4] == 0x7F
+    e = expect(NoReadingError, s.read)  # a 12-bit conversion outlasts our 9-bit wait
+    assert "reset" in str(e), e
+    assert m.sp[4] == 0x1F
+    m.set(temperature=-7.25)
+    assert s.read() == {"temperature": -7.5}  # 9 bits: 0.5 degC steps, masked down
+    # the split read (the node loop's): start, come back after conversion_ms
+    m.power_cycle()
+    m.set(temperature=40.0)
+    s.start()
+    simenv.clock.advance(s.conversion_ms)
+    expect(NoReadingError, s.read)
+    assert m.sp[4] == 0x1F
+    s.start()
+    simenv.clock.advance(s.conversion_ms)
+    assert s.read() == {"temperature": 40.0}
+
+
+def test_temperature_outside_the_measuring_range_is_no_reading():
+    ow, models = bus(125.0)
+    s = DS18B20(ow)
+    assert s.read() == {"temperature": 125.0}
+    for t in (125.0625, 150.0, -55.0625, -100.0):  # CRC-valid, but no DS18B20 measures it
+        models[0].set(temperature=t)
+        expect(NoReadingError, s.read)
+    models[0].set(temperature=-55.0)
+    assert s.read() == {"temperature": -55.0}
 
 
 def test_blocking_read_returns_as_soon_as_the_conversion_is_done():
@@ -154,28 +204,3 @@ def test_1000_reads_keep_the_heap_flat():
     grown = heap_growth(DS18B20(ow, models[1].rom))
     print("DS18B20 heap growth after 1000 reads:", grown)
     assert grown < 512, grown
-
-
-def test_after_a_conversion_that_did_not_finish_the_next_read_converts_again():
-    ow, models = bus(10.0)
-    s = DS18B20(ow)
-    assert s.read() == {"temperature": 10.0}
-    models[0].set(temperature=30.0)
-    models[0].fault = "stuck"
-    expect(NoReadingError, s.read)
-    models[0].abort_conversion()  # e.g. a brown-out: that conversion will never complete
-    models[0].fault = None
-    # The scratchpad still holds 10.0 from before: a new conversion, not that, is the reading.
-    assert s.read() == {"temperature": 30.0}
-
-
-def test_a_brown_out_is_reported_and_the_resolution_set_again():
-    ow, models = bus(21.0)
-    s = DS18B20(ow, resolution=10)
-    assert s.read() == {"temperature": 21.0}
-    models[0].brown_out()  # back to the EEPROM's 12 bits, 85 degC in the scratchpad
-    e = expect(NoReadingError, s.read)
-    assert "brown-out" in str(e), e
-    assert (models[0].sp[4] >> 5) & 3 == 1, hex(models[0].sp[4])  # 10 bits again
-    models[0].set(temperature=21.3125)
-    assert s.read() == {"temperature": 21.25}  # a 10-bit reading, 0.25 degC steps

@@ -15,6 +15,7 @@ from sensors.sht3x import SHT3x
 from sensors.sht4x import SHT4x
 from sensors.aht20 import AHT20
 from sensors.bh1750 import BH1750
+from sensors import i2cscan
 
 simenv.clock.set_speed(0)
 
@@ -92,13 +93,6 @@ def test_aht20_target_in_same_value_out_and_calibrates():
         ),
         {"temperature": 0.01, "humidity": 0.01},
     )
-
-
-def test_aht20_that_stays_uncalibrated_after_init_is_an_error():
-    m = AHT20Model()
-    m.fault = "nocal"
-    e = expect(OSError, lambda: AHT20(bus(m)))
-    assert "not calibrated" in str(e), e
 
 
 def test_bh1750_target_in_same_value_out():
@@ -186,6 +180,79 @@ def test_split_reads_do_not_wait():
         t0 = time.ticks_ms()
         s.read()
         assert time.ticks_diff(time.ticks_ms(), t0) == 0, cls
+
+
+def test_sht4x_gives_its_serial_number_command_10_ms():
+    m = SHT4xModel(0x44)  # NACKs a read of the serial number for 10 ms, as Sensirion allows
+    s = SHT4x(bus(m))
+    assert s.serial == 0x0E5B7C21
+    i2c = bus(m)
+    assert i2cscan.identify(i2c, 0x44) == ("SHT4x", "sht4x")
+
+
+def test_aht20_waits_40_ms_after_power_on():
+    m = AHT20Model()  # powered on just now: no answer for 40 ms
+    assert AHT20(bus(m)).read()["temperature"] == 21.0
+    m.power_cycle(calibrated=True)
+    assert AHT20(bus(m)).read()["humidity"] == 45.0
+
+
+def test_aht20_that_stays_uncalibrated_after_init_is_oserror():
+    m = AHT20Model()
+    m.fault = "nocal"
+    e = expect(OSError, lambda: AHT20(bus(m)))
+    assert "not calibrated" in str(e), e
+
+
+def test_aht20_reset_between_reads_is_no_reading_then_initialised_again():
+    m = AHT20Model()
+    s = AHT20(bus(m))
+    assert s.read()["temperature"] == 21.0
+    m.power_cycle()  # a brown-out: the calibrated bit comes back clear
+    simenv.clock.advance(40)
+    m.set(temperature=30.0)
+    e = expect(NoReadingError, s.read)
+    assert "not calibrated" in str(e), e
+    assert m.calibrated
+    simenv.clock.advance(10)
+    assert s.read()["temperature"] == 30.0
+
+
+def test_temperatures_outside_the_datasheet_range_are_no_reading():
+    for model, cls, lo, hi in (
+        (SHT3xModel(0x44), SHT3x, -40, 125),
+        (SHT4xModel(0x44), SHT4x, -40, 125),
+        (AHT20Model(), AHT20, -40, 85),
+    ):
+        s = cls(bus(model))
+        for t in (lo - 1, hi + 1):  # the raw words reach -45..130 (AHT20: -50..150)
+            model.set(temperature=t)
+            e = expect(NoReadingError, s.read)
+            assert "outside" in str(e), (cls.NAME, t, e)
+        for t in (lo, hi):
+            model.set(temperature=t)
+            assert s.read()["temperature"] == t, (cls.NAME, t)
+
+
+def test_a_chip_reading_all_ones_never_gives_a_number():
+    # The chip ACKs but no longer drives SDA: every byte is 0xFF. CRCs catch it on the
+    # Sensirion chips, the busy bit on the AHT20, the full-scale count on the BH1750.
+    for model, cls in chips():
+        s = cls(bus(model), address=model.address)
+        model.fault = "ff"
+        e = expect(ValueError, s.read)  # CRCError or NoReadingError
+        print(cls.NAME, repr(e))
+        model.fault = None
+        s.read()
+
+
+def test_bh1750_saturated_count_is_no_reading():
+    m = BH1750Model()
+    s = BH1750(bus(m))
+    m.set(illuminance=100000.0)  # direct sun: beyond the default range
+    expect(NoReadingError, s.read)
+    s = BH1750(bus(m), mtreg=31)  # the shortest integration reaches it
+    assert abs(s.read()["illuminance"] - 100000.0) < 2.5
 
 
 def test_bad_arguments_are_value_errors():

@@ -1,12 +1,17 @@
 """AHT20 model (datasheet v1.1 sections 5.3-6): status byte with busy (bit 7) and calibrated
 (bit 3) flags, 0xAC 0x33 0x00 trigger, 80 ms measurement, 20-bit words and a CRC-8.
 
-Faults: absent, nack, bus_stuck, crc, stuck (busy forever), frozen.
+For 40 ms after power-on (section 5.4 step 1) the chip does not answer its address yet.
+power_cycle() is a power loss and return (the calibrated bit as given).
+
+Faults: absent, nack, bus_stuck, ff, crc, stuck (busy forever), frozen, nocal (the
+initialisation command leaves the calibrated bit clear).
 """
 
 from simdev.base import I2CDevice, Nack, clamp, crc8_sensirion
 
 _MEASURE_US = 80000
+_POWER_ON_US = 40000
 
 
 class AHT20Model(I2CDevice):
@@ -15,16 +20,22 @@ class AHT20Model(I2CDevice):
     def __init__(self, address=0x38, calibrated=False):
         super().__init__(address)
         self.values = {"temperature": 21.0, "humidity": 45.0}
-        self.calibrated = calibrated
-        self.done_us = None
         self.raw = (0, 0)
         self.measurements = 0
+        self.power_cycle(calibrated)
+
+    def power_cycle(self, calibrated=False):
+        self.calibrated = calibrated
+        self.done_us = None
+        self.ready_us = self.now_us() + _POWER_ON_US
+
+    def acks(self):
+        return self.now_us() >= self.ready_us and super().acks()
 
     def write(self, data):
         if data[:1] == b"\x71":
             return
         if data == b"\xbe\x08\x00":
-            # fault "nocal": a chip whose calibration never takes (the bit stays clear)
             self.calibrated = self.active_fault() != "nocal"
             return
         if data == b"\xac\x33\x00":

@@ -11,6 +11,8 @@ stuck       never finishes a measurement (busy bit / NACK while measuring / no c
 frozen      keeps answering with the last measured raw value (undetectable by a driver)
 reset85     DS18B20 only: the scratchpad holds the 85 degC power-on value
 bus_low     DS18B20 only: data line shorted low, every bit reads 0
+ff          I2C: ACKs, but every byte read is 0xFF (the chip no longer drives SDA, which
+            the pull-up holds high: a browned-out or latched-up chip)
 =========== ===========================================================================
 """
 
@@ -67,8 +69,11 @@ class I2CDevice(Model):
         self.write(bytes(data))
 
     def transfer_read(self, n):
-        if self.active_fault() == "nack":
+        f = self.active_fault()
+        if f == "nack":
             raise Nack()
+        if f == "ff":
+            return b"\xff" * n
         out = self.read(n)
         if len(out) < n:
             out = bytes(out) + b"\xff" * (n - len(out))  # released SDA reads 1

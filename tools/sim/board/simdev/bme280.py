@@ -2,7 +2,12 @@
 inverting the datasheet's floating-point compensation (BME280 section 8.1, BMP280 section 3.12)
 for the target temperature, pressure and humidity.
 
-Faults: absent, nack, bus_stuck, stuck (measuring bit never clears), frozen.
+After power-on or a soft reset the chip copies its NVM into the image registers (status bit
+im_update, section 5.4.4) during its 2 ms start-up time (table 1); until then the calibration
+registers read 0.
+
+Faults: absent, nack, bus_stuck, ff, stuck (the measuring and im_update bits never clear),
+frozen.
 """
 
 from simdev.base import RegisterDevice, clamp
@@ -12,6 +17,7 @@ CAL_T = (27504, 26435, -1000)
 CAL_P = (36477, -10685, 3024, 2855, 140, -7, 15500, -14600, 6000)
 CAL_H = (75, 362, 0, 313, 50, 30)
 
+_STARTUP_US = 2000
 _OS = (0, 1, 2, 4, 8, 16, 16, 16)
 
 
@@ -70,6 +76,7 @@ class BME280Model(RegisterDevice):
         self.done_us = None
         self.pending = None
         self.measurements = 0
+        self.nvm_us = None
         self._power_on()
 
     def _power_on(self):
@@ -77,6 +84,13 @@ class BME280Model(RegisterDevice):
         for i in range(256):
             r[i] = 0
         r[0xD0] = self.chip_id
+        # data register reset values (sections 5.4.7..5.4.9): "no measurement"
+        r[0xF7:0xFF] = b"\x80\x00\x00\x80\x00\x00\x80\x00"
+        self.nvm_us = self.now_us() + _STARTUP_US  # NVM copy under way until then
+        self.done_us = None
+
+    def _copy_nvm(self):
+        r = self.regs
         words = list(self.cal_t) + list(self.cal_p)
         for i, w in enumerate(words):
             w &= 0xFFFF
@@ -93,9 +107,19 @@ class BME280Model(RegisterDevice):
             r[0xE5] = (h4 & 0x0F) | ((h5 & 0x0F) << 4)
             r[0xE6] = h5 >> 4
             r[0xE7] = h[5] & 0xFF
-        # data register reset values (sections 5.4.7..5.4.9): "no measurement"
-        r[0xF7:0xFF] = b"\x80\x00\x00\x80\x00\x00\x80\x00"
-        self.done_us = None
+
+    def _nvm_busy(self):
+        if self.nvm_us is None:
+            return False
+        if self.now_us() < self.nvm_us or self.active_fault() == "stuck":
+            return True
+        self.nvm_us = None
+        self._copy_nvm()
+        return False
+
+    def power_cycle(self):
+        """Power lost and back (a brown-out): every register back to its reset value."""
+        self._power_on()
 
     def raw_for(self, t, p_hpa, h):
         adc_t = _invert(lambda a: comp_t(a, self.cal_t)[0], t, 0, 0xFFFFF)
@@ -151,14 +175,13 @@ class BME280Model(RegisterDevice):
             r[0xFD], r[0xFE] = h >> 8, h & 0xFF
 
     def before_read(self):
+        self._nvm_busy()
         self._update()
 
     def read_reg(self, reg):
         if reg == 0xF3:
             self._update()
-            # im_update (bit 0) stays set while the NVM copy never completes (fault "nvm")
-            nvm = 0x01 if self.active_fault() == "nvm" else 0x00
-            return (0x08 if self.done_us is not None else 0x00) | nvm
+            return (0x08 if self.done_us is not None else 0) | (1 if self._nvm_busy() else 0)
         if not self.humidity and reg >= 0xFD:
             return 0x00
         return self.regs[reg]

@@ -5,6 +5,7 @@ ROM, Convert T (read slots 0 until done), Read/Write/Copy Scratchpad with CRC.
 Faults: absent (no presence), crc (scratchpad CRC wrong), stuck (conversion never finishes),
 frozen (temperature register never updated), reset85 (scratchpad reads the 85 degC power-on
 value, as after a brown-out), bus_low (data line shorted: every bit reads 0).
+power_cycle() is a brown-out: the scratchpad comes back as at power-up.
 """
 
 from simdev.base import Model, crc8_maxim
@@ -44,6 +45,16 @@ class DS18B20Model(Model):
         self._n = 0
         self._out = None
         self._outn = 0
+
+    def power_cycle(self):
+        """Power lost and back (a brown-out): TH, TL and the configuration register are reloaded
+        from EEPROM and the temperature register reads +85 degC (datasheet "Power-up", table 1);
+        a conversion in progress is lost."""
+        self.sp[0] = 0x50
+        self.sp[1] = 0x05
+        self.sp[2:5] = self.eeprom
+        self.conv_done_us = None
+        self.state = "idle"
 
     # -- bus side ----------------------------------------------------------------------------
     def reset(self):
@@ -152,18 +163,6 @@ class DS18B20Model(Model):
         self._out = bytes(data)
         self._outn = 0
         self.state = "out"
-
-    def brown_out(self):
-        """Power lost for a moment: the scratchpad is back at its power-on state (85 degC, and
-        TH/TL/config as stored in EEPROM), any conversion is gone."""
-        self.sp[0], self.sp[1] = 0x50, 0x05
-        self.sp[2:5] = self.eeprom
-        self.conv_done_us = None
-
-    def abort_conversion(self):
-        """A brown-out during a conversion: it never completes, the scratchpad keeps its old
-        temperature."""
-        self.conv_done_us = None
 
     def _finish_conversion(self):
         """True once the conversion is done (updating the scratchpad the first time)."""

@@ -1,7 +1,9 @@
 """Sensirion SHT3x and SHT4x models: command-driven, CRC-protected words, NACK while measuring.
 
 SHT3x (datasheet sections 4.3-4.13): 16-bit commands; single shot without clock stretching
-NACKs the read header until the measurement is done. SHT4x (section 4.5): 8-bit commands.
+NACKs the read header until the measurement is done. SHT4x (section 4.5): 8-bit commands; its
+datasheet gives no duration for the serial number command (0x89), so the model takes the 10 ms
+Sensirion's own drivers allow, NACKing a read before that.
 Raw words invert T = -45 + 175 * S / 65535 and RH = 100 * S / 65535 (SHT3x) or
 RH = -6 + 125 * S / 65535 (SHT4x).
 
@@ -85,9 +87,12 @@ class SHT4xModel(_SHT):
     NAME = "SHT4x"
     _MEASURE = {0xFD: 8.3, 0xF6: 4.5, 0xE0: 1.6}
 
+    SERIAL_MS = 10
+
     def __init__(self, address=0x44, serial=0x0E5B7C21):
         super().__init__(address)
         self.serial = serial
+        self.serial_us = None  # when the serial number answer is ready
 
     def raw_rh(self, rh):
         return clamp(round((rh + 6) * 65535 / 125), 0, 65535)
@@ -96,6 +101,7 @@ class SHT4xModel(_SHT):
         if len(data) != 1:
             raise Nack()
         cmd = data[0]
+        self.serial_us = None  # a new command drops a serial number not yet read
         if cmd in self._MEASURE:
             self._measure(self._MEASURE[cmd])
         elif cmd == 0x94:
@@ -104,5 +110,13 @@ class SHT4xModel(_SHT):
         elif cmd == 0x89:
             crc = self.active_fault() == "crc"
             self.out = _word(self.serial >> 16, crc) + _word(self.serial & 0xFFFF, crc)
+            self.serial_us = self.now_us() + self.SERIAL_MS * 1000
         else:
             raise Nack()
+
+    def read(self, n):
+        if self.serial_us is not None:
+            if self.now_us() < self.serial_us:
+                raise Nack()  # still fetching the serial number
+            self.serial_us = None
+        return super().read(n)
