@@ -49,6 +49,12 @@ class Outbox:
     def dropped(self):
         return self.drops[0] + self.drops[1] + self.drops[2]
 
+    def fits(self, topic, msg):
+        """True if one more message fits without evicting another."""
+        return len(self._q) < self.max_msgs and (
+            self.bytes + len(topic) + len(msg) + ENTRY_OVERHEAD <= self.max_bytes
+        )
+
     def put(self, topic, msg, retain, qos, offline=False):
         """Queue a publish. Returns False if it was refused (policy or larger than the bound)."""
         if offline and self.policy[qos] == "drop":
@@ -103,10 +109,6 @@ class Outbox:
         self.bytes -= size_of(e)
         return e
 
-    def clear(self):
-        self._q = []
-        self.bytes = 0
-
 
 class Inflight:
     """QoS 1/2 messages written and not yet acknowledged, in the order they were first sent."""
@@ -136,6 +138,3 @@ class Inflight:
         taken = self._l
         self._l = []
         return taken
-
-    def holds_pid(self, pid):
-        return self.find(pid) is not None

@@ -30,7 +30,10 @@ otherwise a write into a full TCP buffer (bounded by the client's ``timeout``)::
 
 Options beyond the client's constructor (keywords): ``wlan``; ``connect_timeout`` (s);
 ``backoff_min``/``backoff_max`` (ms); ``healthy_ms``; ``max_inflight`` (QoS 1/2 window);
-``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each); ``policy`` (per QoS ``"queue"``
+``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each) bound the RAM outbox; what does not
+fit spills to a Store in ``outbox_dir`` (default ``"mqtt_out"`` in the current directory, ``/`` on
+the device; ``None``: RAM only, oldest of the lowest QoS dropped when full) bounded by
+``spill_bytes`` (when full its oldest segment is dropped and counted in ``drops``); ``policy`` (per QoS ``"queue"``
 or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
 ``clean_session=False``: a clean connect and DISCONNECT once at power-up, then persistent);
 ``clock`` (``ticks_ms``/``ticks_add``/
@@ -38,10 +41,11 @@ or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
 ``link_poll_ms``; ``client_factory``. The rest (``timeout``, ``max_packet``, ``sock_factory``...)
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
-duplicate_id_suspected, outbox, outbox_bytes, drops, inflight, late_acks, callback_errors,
+duplicate_id_suspected, outbox, outbox_bytes, spilled, spill_bytes, spill_errors, drops, inflight, late_acks, callback_errors,
 rejected, retry_in_ms.
 """
 
+import os
 import time
 
 from mqtt.backoff import Backoff
@@ -100,6 +104,8 @@ class MQTTClient:
         max_inflight=8,
         outbox_msgs=100,
         outbox_bytes=16384,
+        outbox_dir="mqtt_out",
+        spill_bytes=65536,
         policy=("queue", "queue", "queue"),
         clean_session=True,
         clean_at_start=False,
@@ -124,6 +130,15 @@ class MQTTClient:
         self.backoff = Backoff(backoff_min, backoff_max, rng)
         self.outbox = Outbox(outbox_msgs, outbox_bytes, policy)
         self.inflight = Inflight()
+        self._spill_dir = outbox_dir
+        self._spill_bytes = spill_bytes
+        self._spill = None
+        if outbox_dir:
+            try:
+                os.stat(outbox_dir)  # a spill left from before a reboot: send it first
+                self._open_spill()
+            except OSError:
+                pass
         self._clean = clean_session
         self._clean_at_start = clean_at_start
         kw = dict(options)
@@ -248,8 +263,23 @@ class MQTTClient:
         if topic is not self._topic_ok:
             self._check_topic(topic)
             self._topic_ok = topic  # the node publishes the same topic objects again and again
-        ok = self.outbox.put(topic, msg, retain, qos, self._state != CONNECTED)
-        if ok and self._state == CONNECTED:
+        ob = self.outbox
+        sp = self._spill
+        offline = self._state != CONNECTED
+        if sp is None and self._spill_dir and not ob.fits(topic, msg):
+            sp = self._open_spill()
+        if sp is not None and (len(sp) or not ob.fits(topic, msg)):
+            # Order is kept: once anything waits on flash, new messages queue behind it.
+            if offline and ob.policy[qos] == "drop":
+                ob.drops[qos] += 1
+                return False
+            from mqtt.spill import add
+
+            add(sp, topic, msg, retain, qos)
+            ok = True
+        else:
+            ok = ob.put(topic, msg, retain, qos, offline)
+        if ok and not offline:
             self._flush()
         return ok
 
@@ -343,7 +373,14 @@ class MQTTClient:
 
     def idle(self):
         """True when nothing is queued or in flight (safe to sleep or power down)."""
-        return not len(self.outbox) and not len(self.inflight)
+        sp = self._spill
+        return not len(self.outbox) and not len(self.inflight) and (sp is None or not len(sp))
+
+    def _open_spill(self):
+        from mqtt.spill import open_spill
+
+        self._spill = sp = open_spill(self._spill_dir, self._spill_bytes)
+        return sp
 
     def status(self):
         s = {
@@ -358,12 +395,21 @@ class MQTTClient:
             "outbox": len(self.outbox),
             "outbox_bytes": self.outbox.bytes,
             "drops": self.outbox.dropped(),
+            "spilled": 0,
+            "spill_bytes": 0,
+            "spill_errors": 0,
             "inflight": len(self.inflight),
             "late_acks": self.late_acks + self._c.stray,
             "callback_errors": self.callback_errors,
             "rejected": list(self._rejected),
             "retry_in_ms": 0,
         }
+        sp = self._spill
+        if sp is not None:
+            s["spilled"] = len(sp)
+            s["spill_bytes"] = sp.used()
+            s["spill_errors"] = sp.errors
+            s["drops"] += sp.dropped + sp.corrupt
         if self._state == BACKOFF:
             d = self._clock.ticks_diff(self._next_at, self._clock.ticks_ms())
             s["retry_in_ms"] = d if d > 0 else 0
@@ -424,7 +470,10 @@ class MQTTClient:
         c = self._c
         t0 = clk.ticks_ms()
         try:
-            while len(ob) and len(infl) < self._window:
+            while len(infl) < self._window:
+                if not len(ob):
+                    if self._spill is None or not self._refill():
+                        break
                 e = ob.first()
                 pid = c.publish(e[0], e[1], e[2], e[3])
                 ob.pop()
@@ -436,6 +485,17 @@ class MQTTClient:
         except (OSError, MQTTException) as e:
             # The head stays queued: a PUBLISH that failed to go out entirely is sent again.
             self._drop(e)
+
+    def _refill(self):
+        # The outbox is empty: bring back the oldest spilled messages, at most half of it, so
+        # an in-flight window requeued at its head after a drop still fits without evicting.
+        sp = self._spill
+        if not len(sp):
+            return False
+        from mqtt.spill import refill
+
+        refill(sp, self.outbox, min(16, self.outbox.max_msgs // 2 or 1))
+        return len(self.outbox) > 0
 
     def _on_msg(self, topic, msg):
         self._got_msg = True

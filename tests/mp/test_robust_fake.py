@@ -523,3 +523,49 @@ def test_station_drop_while_connecting_aborts_the_attempt():
     wlan.up = True
     _run(c, clk, 2000)
     assert c.is_connected()
+
+
+def test_outbox_spills_to_flash_in_order_and_loses_nothing_a_caller_ignored():
+    import os
+
+    from tmpdir import fresh_dir
+
+    d = fresh_dir("robust_spill")
+    c, fb, clk, sw = fake_robust(outbox_msgs=20, outbox_dir=d + "/out")
+    sw.up = False
+    c.connect()
+    # Payloads with the escaped bytes in them; the return value is ignored as umqtt.robust users do.
+    msgs = [b"%d\n\\n\\%d" % (i, i) for i in range(300)]
+    for i, m in enumerate(msgs):
+        c.publish("r/%d" % (i % 3), m, retain=i == 7, qos=1 if i % 5 else 2)
+    st = c.status()
+    assert st["outbox"] == 20 and st["spilled"] == 280 and st["drops"] == 0, st
+    assert 0 < st["spill_bytes"] <= 65536 and not c.idle()
+    assert os.listdir(d + "/out")  # the overflow went to flash, not RAM
+    sw.up = True
+    _run(c, clk, 60000)
+    got = publishes(fb)
+    assert [p[4] for p in got] == msgs
+    assert [p[3] for p in got] == [b"r/%d" % (i % 3) for i in range(300)]
+    assert [p[1] for p in got] == [1 if i % 5 else 2 for i in range(300)]
+    assert c.idle() and c.status()["spilled"] == 0
+
+
+def test_spill_bound_drops_oldest_and_reports_it():
+    from tmpdir import fresh_dir
+
+    d = fresh_dir("robust_spill")
+    c, fb, clk, sw = fake_robust(outbox_msgs=10, outbox_dir=d + "/o", spill_bytes=2048)
+    sw.up = False
+    c.connect()
+    for i in range(400):
+        c.publish("r", b"%04d" % i, qos=1)
+    st = c.status()
+    assert st["drops"] > 0 and st["spill_bytes"] <= 2048, st
+    sw.up = True
+    _run(c, clk, 60000)
+    got = [p[4] for p in publishes(fb)]
+    assert len(got) + st["drops"] == 400, (len(got), st)
+    # the first ten stayed in RAM; of the spilled ones the newest are kept, in order
+    assert got[:10] == [b"%04d" % i for i in range(10)]
+    assert got[10:] == [b"%04d" % i for i in range(400 - len(got) + 10, 400)]
