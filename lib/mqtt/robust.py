@@ -33,16 +33,16 @@ Options beyond the client's constructor (keywords): ``wlan``; ``connect_timeout`
 ``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each) bound the RAM outbox; what does not
 fit spills to a Store in ``outbox_dir`` (default ``"mqtt_out"`` in the current directory, ``/`` on
 the device; ``None``: RAM only, oldest of the lowest QoS dropped when full) bounded by
-``spill_bytes`` (when full its oldest segment is dropped and counted in ``drops``); ``policy`` (per QoS ``"queue"``
-or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
+``spill_bytes`` (when full its oldest segment is dropped and counted in ``drops``); ``policy``
+(per QoS ``"queue"`` or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
 ``clean_session=False``: a clean connect and DISCONNECT once at power-up, then persistent);
 ``clock`` (``ticks_ms``/``ticks_add``/
 ``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n)); ``resolver`` (like getaddrinfo);
 ``link_poll_ms``; ``client_factory``. The rest (``timeout``, ``max_packet``, ``sock_factory``...)
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
-duplicate_id_suspected, outbox, outbox_bytes, spilled, spill_bytes, spill_errors, drops, inflight, late_acks, callback_errors,
-rejected, retry_in_ms.
+duplicate_id_suspected, outbox, outbox_bytes, spilled, spill_bytes, spill_errors, drops,
+inflight, late_acks, callback_errors, rejected, retry_in_ms.
 """
 
 import os
