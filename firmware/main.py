@@ -8,20 +8,23 @@ _T0 = time.ticks_ms()  # the deep-sleep awake cap counts from here
 import sys  # noqa: E402
 
 
-def _start():
-    from node import app
+def _build(force_safe=None):
+    # Start-up code runs once: build the node, then give that code's heap back.
+    from node import cold, startup
 
-    app.main(_T0)
+    node, _, _ = startup.build(t_reset=_T0, force_safe=force_safe)
+    if node is None:
+        startup.wait_for_config()  # nothing to reach the network with: never returns
+        raise SystemExit  # (not reached)
+    del startup
+    cold.unload("node.startup", "node.cfgfile")
+    return node
 
 
 def _fallback(e):
     # The full node died: run the minimal (safe) node in this same boot, with the reason.
     try:
-        from node import app
-
-        node, _, _ = app.build(force_safe="crashed: %r" % (e,))
-        if node is not None:
-            node.run()
+        _build("crashed: %r" % (e,)).run()
     except KeyboardInterrupt:
         raise
     except Exception as e2:  # noqa: BLE001
@@ -29,7 +32,7 @@ def _fallback(e):
 
 
 try:
-    _start()
+    _build().run()
 except KeyboardInterrupt:
     print("main: stopped (Ctrl-C)")
 except SystemExit:

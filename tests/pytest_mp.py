@@ -6,7 +6,9 @@ every item runs in a fresh `micropython` process (`tests/mp/_mprun.py`), so a cr
 exhaustion or a hang fails that item alone. The process gets:
 
 - `MICROPYPATH` = simulated board, `.frozen`, `lib/` (or its mpy-cross output with
-  `--mp-compiled`), `tests/mp`;
+  `--mp-compiled`), `tests/mp`; with `--mp-twin` the interpreter is the device twin
+  (`build/twin/micropython`, 32-bit with float32 like the ESP32, built by `make twin`) and the
+  simulated board comes from its frozen modules instead;
 - `HARNESS_PORT`, the control server that gives the test brokers, fault proxies and observers
   (see docs/DEVELOPING.md); whatever the test created there is torn down after it.
 
@@ -30,11 +32,14 @@ MP_DIR = ROOT / "tests" / "mp"
 LIB = ROOT / "lib"
 SIM_BOARD = ROOT / "tools" / "sim" / "board"
 COMPILED_LIB = ROOT / "build" / "test-mpy" / "lib"
+TWIN = ROOT / "build" / "twin" / "micropython"
 DEFAULT_TIMEOUT = 20.0
 
 
-def micropython_bin() -> str:
-    """The Unix port from the venv, else whatever `micropython` is on PATH."""
+def micropython_bin(config: pytest.Config | None = None) -> str:
+    """The twin with `--mp-twin`, else the Unix port from the venv, else `micropython` on PATH."""
+    if config is not None and config.getoption("--mp-twin"):
+        return str(TWIN)
     venv = ROOT / ".venv" / "bin" / "micropython"
     return str(venv) if venv.exists() else "micropython"
 
@@ -83,6 +88,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the MicroPython tests against lib/ compiled with mpy-cross",
     )
     group.addoption(
+        "--mp-twin",
+        action="store_true",
+        help="run the MicroPython tests on the device twin (build/twin/micropython, `make twin`)",
+    )
+    group.addoption(
         "--mp-timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
@@ -92,6 +102,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "micropython: a test that runs inside the Unix port")
+    if config.getoption("--mp-twin") and not TWIN.exists():
+        raise pytest.UsageError(f"--mp-twin: {TWIN} is missing; build it with `make twin`")
     if config.getoption("--mp-compiled"):
         n = compile_lib(LIB, COMPILED_LIB)
         config.stash[_compiled_key] = n
@@ -103,7 +115,7 @@ _compiled_key = pytest.StashKey[int]()
 def pytest_report_header(config: pytest.Config) -> list[str]:
     mode = "compiled .mpy" if config.getoption("--mp-compiled") else "source .py"
     heap = config.getoption("--mp-heap") or "default"
-    return [f"micropython: {micropython_bin()} (lib as {mode}, heap {heap})"]
+    return [f"micropython: {micropython_bin(config)} (lib as {mode}, heap {heap})"]
 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector):
@@ -151,17 +163,18 @@ class MPItem(pytest.Item):
         lib = COMPILED_LIB if config.getoption("--mp-compiled") else LIB
         env = dict(os.environ)
         # As on the device, frozen modules (`.frozen`: ssl, asyncio) come before lib; the
-        # simulated board comes first so its `machine` extends the built-in one.
-        env["MICROPYPATH"] = os.pathsep.join(
-            [str(SIM_BOARD), ".frozen", str(lib), str(self.path.parent)]
-        )
+        # simulated board comes first so its `machine` extends the built-in one. The twin has
+        # the simulated board frozen in, as an ESP32 has its modules built in.
+        board = [] if config.getoption("--mp-twin") else [str(SIM_BOARD)]
+        env["MICROPYPATH"] = os.pathsep.join(board + [".frozen", str(lib), str(self.path.parent)])
+        env["SIM_ROOT"] = str(ROOT)
         control = _control_server(config)
         if control is not None:
             env["HARNESS_PORT"] = str(control.port)
         return env
 
     def _argv(self) -> list[str]:
-        argv = [micropython_bin()]
+        argv = [micropython_bin(self.config)]
         heap = self.config.getoption("--mp-heap")
         if heap:
             argv += ["-X", f"heapsize={heap}"]

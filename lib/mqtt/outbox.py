@@ -49,12 +49,6 @@ class Outbox:
     def dropped(self):
         return self.drops[0] + self.drops[1] + self.drops[2]
 
-    def fits(self, topic, msg):
-        """True if one more message fits without evicting another."""
-        return len(self._q) < self.max_msgs and (
-            self.bytes + len(topic) + len(msg) + ENTRY_OVERHEAD <= self.max_bytes
-        )
-
     def put(self, topic, msg, retain, qos, offline=False):
         """Queue a publish. Returns False if it was refused (policy or larger than the bound)."""
         if offline and self.policy[qos] == "drop":
@@ -100,6 +94,16 @@ class Outbox:
         self.bytes -= size_of(e)
         self.drops[e[_QOS]] += 1
 
+    def has_room(self, n):
+        """True if a message of n bytes (size_of) fits without evicting anything."""
+        return len(self._q) < self.max_msgs and self.bytes + n <= self.max_bytes
+
+    def append(self, e):
+        """Add an entry at the back without evicting (a refill from the spill store: at most a
+        batch over the bound, drained by the next flush)."""
+        self._q.append(e)
+        self.bytes += size_of(e)
+
     def first(self):
         """The oldest message (IndexError if empty: check len() first)."""
         return self._q[0]
@@ -138,3 +142,28 @@ class Inflight:
         taken = self._l
         self._l = []
         return taken
+
+
+def encode(e):
+    """An outbox entry as one spill-store record: QoS, retain, "r" (raw) or "h" (hex, when the
+    topic or payload holds a newline, which ends a record), topic length, ":", topic, payload."""
+    t, m = e[_TOPIC], e[_MSG]
+    t = t.encode() if isinstance(t, str) else bytes(t)
+    m = m.encode() if isinstance(m, str) else bytes(m)
+    if b"\n" in t or b"\n" in m:
+        from binascii import hexlify
+
+        return b"%d%dh%d:%s%s" % (e[_QOS], e[_RETAIN] and 1, len(t) * 2, hexlify(t), hexlify(m))
+    return b"%d%dr%d:%s%s" % (e[_QOS], e[_RETAIN] and 1, len(t), t, m)
+
+
+def decode(rec):
+    """The outbox entry of an encode()d record (topic and payload as bytes)."""
+    c = rec.index(b":")
+    n = int(rec[3:c])
+    t, m = rec[c + 1 : c + 1 + n], rec[c + 1 + n :]
+    if rec[2] == 104:  # "h"
+        from binascii import unhexlify
+
+        t, m = unhexlify(t), unhexlify(m)
+    return [t, m, rec[1] == 49, rec[0] - 48, 0, 0]

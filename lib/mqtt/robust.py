@@ -30,19 +30,22 @@ otherwise a write into a full TCP buffer (bounded by the client's ``timeout``)::
 
 Options beyond the client's constructor (keywords): ``wlan``; ``connect_timeout`` (s);
 ``backoff_min``/``backoff_max`` (ms); ``healthy_ms``; ``max_inflight`` (QoS 1/2 window);
-``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each) bound the RAM outbox; what does not
-fit spills to a Store in ``outbox_dir`` (default ``"mqtt_out"`` in the current directory, ``/`` on
-the device; ``None``: RAM only, oldest of the lowest QoS dropped when full) bounded by
-``spill_bytes`` (when full its oldest segment is dropped and counted in ``drops``); ``policy``
-(per QoS ``"queue"`` or ``"drop"`` while offline); ``clean_session``; ``clean_at_start`` (with
+``outbox_msgs``/``outbox_bytes`` (topic + payload + 48 each); ``policy`` (per QoS ``"queue"``
+or ``"drop"`` while offline); ``outbox_dir``/``spill_bytes``: when the RAM outbox is full, new
+messages spill to a CRC-checked store on flash (``<outbox_dir>/mqtt-spill.<n>``, default the
+current folder, at most ``spill_bytes``; 0 turns spilling off) and come back in order as the
+outbox drains, so a caller who ignores ``publish()``'s return loses nothing through outages of
+minutes; when the store is full its oldest segment is dropped and counted in ``drops``; a
+filesystem that refuses writes turns spilling off (``spill_off`` in ``status()``) and the outbox
+evicts as without it; ``clean_session``; ``clean_at_start`` (with
 ``clean_session=False``: a clean connect and DISCONNECT once at power-up, then persistent);
 ``clock`` (``ticks_ms``/``ticks_add``/
 ``ticks_diff``); ``rng`` (``rng(n)`` -> int in [0, n)); ``resolver`` (like getaddrinfo);
 ``link_poll_ms``; ``client_factory``. The rest (``timeout``, ``max_packet``, ``sock_factory``...)
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
-duplicate_id_suspected, outbox, outbox_bytes, spilled, spill_bytes, spill_errors, drops,
-inflight, late_acks, callback_errors, rejected, retry_in_ms.
+duplicate_id_suspected, outbox, outbox_bytes, drops, spilled, spill_off, inflight, late_acks,
+callback_errors, rejected, retry_in_ms.
 """
 
 import os
@@ -51,7 +54,7 @@ import time
 from mqtt.backoff import Backoff
 from mqtt.client import MQTTClient as _Client
 from mqtt.client import MQTTException
-from mqtt.outbox import Inflight, Outbox
+from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox, decode, encode
 
 # States reported by status()["state"].
 STOPPED = "stopped"  # not started, or disconnect() was called
@@ -79,6 +82,17 @@ _CONNACK_TEXT = {
 }
 
 
+def _spill_left(path):
+    """True if an earlier run left spill files at path (path.<n>)."""
+    d, _, base = path.rpartition("/")
+    try:
+        names = os.listdir(d or ".")
+    except OSError:
+        return False
+    base += "."
+    return any(n.startswith(base) for n in names)
+
+
 def _as_bytes(t):
     return t.encode() if isinstance(t, str) else bytes(t)
 
@@ -104,9 +118,9 @@ class MQTTClient:
         max_inflight=8,
         outbox_msgs=100,
         outbox_bytes=16384,
-        outbox_dir="mqtt_out",
-        spill_bytes=65536,
         policy=("queue", "queue", "queue"),
+        outbox_dir=None,
+        spill_bytes=65536,
         clean_session=True,
         clean_at_start=False,
         clock=None,
@@ -130,15 +144,15 @@ class MQTTClient:
         self.backoff = Backoff(backoff_min, backoff_max, rng)
         self.outbox = Outbox(outbox_msgs, outbox_bytes, policy)
         self.inflight = Inflight()
-        self._spill_dir = outbox_dir
-        self._spill_bytes = spill_bytes
+        # Spill: when the RAM outbox is full, new messages go to a durable store on flash (in
+        # order: once something is spilled, everything new follows it there) and come back as
+        # the outbox drains. Opened on the first spill, or now if an earlier run left records.
+        self._spill_path = (outbox_dir.rstrip("/") + "/" if outbox_dir else "") + "mqtt-spill"
+        self._spill_max = spill_bytes
         self._spill = None
-        if outbox_dir:
-            try:
-                os.stat(outbox_dir)  # a spill left from before a reboot: send it first
-                self._open_spill()
-            except OSError:
-                pass
+        self._spill_off = not spill_bytes  # disabled, or the filesystem refused it
+        if not self._spill_off and _spill_left(self._spill_path):
+            self._open_spill()
         self._clean = clean_session
         self._clean_at_start = clean_at_start
         kw = dict(options)
@@ -242,6 +256,8 @@ class MQTTClient:
             time.sleep_ms(1)
         st = self._state
         self._state = STOPPED
+        if self._spill is not None:
+            self._spill.flush()  # what is spilled survives a reboot
         if st == CONNECTED:
             self._sync_stages()
             try:
@@ -263,25 +279,61 @@ class MQTTClient:
         if topic is not self._topic_ok:
             self._check_topic(topic)
             self._topic_ok = topic  # the node publishes the same topic objects again and again
-        ob = self.outbox
-        sp = self._spill
         offline = self._state != CONNECTED
-        if sp is None and self._spill_dir and not ob.fits(topic, msg):
-            sp = self._open_spill()
-        if sp is not None and (len(sp) or not ob.fits(topic, msg)):
-            # Order is kept: once anything waits on flash, new messages queue behind it.
-            if offline and ob.policy[qos] == "drop":
-                ob.drops[qos] += 1
-                return False
-            from mqtt.spill import add
-
-            add(sp, topic, msg, retain, qos)
-            ok = True
-        else:
-            ok = ob.put(topic, msg, retain, qos, offline)
+        sp = self._spill
+        if (sp is not None and sp.depth()) or not self.outbox.has_room(
+            len(topic) + len(msg) + ENTRY_OVERHEAD
+        ):
+            if not (offline and self.outbox.policy[qos] == "drop") and self._to_spill(
+                [topic, msg, retain, qos, 0, 0]
+            ):
+                return True
+        ok = self.outbox.put(topic, msg, retain, qos, offline)
         if ok and not offline:
             self._flush()
         return ok
+
+    def _open_spill(self):
+        from mqtt.store import Store
+
+        d = self._spill_path.rpartition("/")[0]
+        try:
+            if d:
+                try:
+                    os.mkdir(d)
+                except OSError:
+                    pass  # there already
+            probe = self._spill_path + ".probe"
+            open(probe, "wb").close()  # a read-only or missing filesystem says so now
+            os.remove(probe)
+            self._spill = Store(self._spill_path, 8, self._spill_max, 8)
+        except (OSError, ValueError):
+            self._spill_off = True
+        return self._spill
+
+    def _to_spill(self, e):
+        """Spill one entry; False when spilling is off or the filesystem refuses it."""
+        if self._spill_off:
+            return False
+        sp = self._spill or self._open_spill()
+        if sp is None:
+            return False
+        sp.put(encode(e))
+        if sp.errors and not sp.writes:
+            self._spill_off = True  # nothing ever reached flash: not writable here
+        return True
+
+    def _refill(self, sp):
+        """Move the oldest spilled messages into the outbox as it has room (a batch)."""
+        ob = self.outbox
+        n = ob.max_msgs - len(ob)
+        if n <= 0:
+            return
+        recs = sp.peek(n if n < 8 else 8)
+        for r in recs:
+            if r is not None:  # a torn record is skipped (and counted by the store)
+                ob.append(decode(r))
+        sp.commit()
 
     def _check_topic(self, topic):
         if isinstance(topic, str):
@@ -374,13 +426,7 @@ class MQTTClient:
     def idle(self):
         """True when nothing is queued or in flight (safe to sleep or power down)."""
         sp = self._spill
-        return not len(self.outbox) and not len(self.inflight) and (sp is None or not len(sp))
-
-    def _open_spill(self):
-        from mqtt.spill import open_spill
-
-        self._spill = sp = open_spill(self._spill_dir, self._spill_bytes)
-        return sp
+        return not len(self.outbox) and not len(self.inflight) and not (sp and sp.depth())
 
     def status(self):
         s = {
@@ -394,22 +440,15 @@ class MQTTClient:
             "duplicate_id_suspected": self.kicks_suspect,
             "outbox": len(self.outbox),
             "outbox_bytes": self.outbox.bytes,
-            "drops": self.outbox.dropped(),
-            "spilled": 0,
-            "spill_bytes": 0,
-            "spill_errors": 0,
+            "drops": self.outbox.dropped() + (self._spill.dropped if self._spill else 0),
+            "spilled": self._spill.depth() if self._spill else 0,
+            "spill_off": self._spill_off,
             "inflight": len(self.inflight),
             "late_acks": self.late_acks + self._c.stray,
             "callback_errors": self.callback_errors,
             "rejected": list(self._rejected),
             "retry_in_ms": 0,
         }
-        sp = self._spill
-        if sp is not None:
-            s["spilled"] = len(sp)
-            s["spill_bytes"] = sp.used()
-            s["spill_errors"] = sp.errors
-            s["drops"] += sp.dropped + sp.corrupt
         if self._state == BACKOFF:
             d = self._clock.ticks_diff(self._next_at, self._clock.ticks_ms())
             s["retry_in_ms"] = d if d > 0 else 0
@@ -469,11 +508,11 @@ class MQTTClient:
         infl = self.inflight
         c = self._c
         t0 = clk.ticks_ms()
+        sp = self._spill
+        if sp is not None and sp.depth():
+            self._refill(sp)
         try:
-            while len(infl) < self._window:
-                if not len(ob):
-                    if self._spill is None or not self._refill():
-                        break
+            while len(ob) and len(infl) < self._window:
                 e = ob.first()
                 pid = c.publish(e[0], e[1], e[2], e[3])
                 ob.pop()
@@ -485,17 +524,6 @@ class MQTTClient:
         except (OSError, MQTTException) as e:
             # The head stays queued: a PUBLISH that failed to go out entirely is sent again.
             self._drop(e)
-
-    def _refill(self):
-        # The outbox is empty: bring back the oldest spilled messages, at most half of it, so
-        # an in-flight window requeued at its head after a drop still fits without evicting.
-        sp = self._spill
-        if not len(sp):
-            return False
-        from mqtt.spill import refill
-
-        refill(sp, self.outbox, min(16, self.outbox.max_msgs // 2 or 1))
-        return len(self.outbox) > 0
 
     def _on_msg(self, topic, msg):
         self._got_msg = True

@@ -195,16 +195,3 @@ class Board:
 
     def deepsleep(self, ms):
         machine.deepsleep(ms)
-
-    def mem(self):
-        import gc
-
-        return gc.mem_free(), gc.mem_alloc()
-
-    def mcu_temperature(self):
-        try:
-            import esp32
-
-            return getattr(esp32, "mcu_temperature")()  # noqa: B009 - not in the stubs
-        except Exception:  # noqa: BLE001
-            return None

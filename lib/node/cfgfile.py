@@ -1,12 +1,43 @@
-"""Config files on flash: read, merge secrets, write atomically, keep the last-good copy.
+"""The config-file lifecycle on flash, in one place: read, merge secrets, atomic write,
+last-good copy, set_config trial and revert, and changes made by commands.
 
-Small on purpose: the running node uses it (commands, last-good) without loading the validator.
+Files (all under `ROOT`, the device's root folder):
+  config.json           the user's config;  secrets.json  merged over it (optional)
+  config.lastgood.json  the merged config of the last healthy boot (fallback when invalid)
+  config.trial          a set_config on trial: {"timeout": s, "boots": n}
+  config.json.bak       the config to go back to when the trial is not confirmed
+
+Validation is not here: the validator (node.config) is the largest module of the node and is
+loaded only by whoever must validate, who passes its `validate` in. node.config itself uses the
+file helpers below, so the dependency runs one way.
 
     from node import cfgfile
-    doc, problems = cfgfile.load_doc("config.json", "secrets.json")
+    doc, problems = cfgfile.load_doc(cfgfile.path("config.json"), cfgfile.path("secrets.json"))
+    trial = cfgfile.trial_begin_boot()       # startup: None, or the running trial
 """
 
 import json
+import os
+
+ROOT = ""  # the device's root; tests point it elsewhere
+CONFIG = "config.json"
+SECRETS = "secrets.json"
+LASTGOOD = "config.lastgood.json"
+TRIAL = "config.trial"
+BACKUP = "config.json.bak"
+TRIAL_BOOTS = 2  # boots a set_config may take to be confirmed before it is reverted
+
+
+def path(name):
+    return ROOT + name
+
+
+def remove(p):
+    """Remove a file; a missing one is fine."""
+    try:
+        os.remove(p)
+    except OSError:
+        pass
 
 
 def merge(base, over):
@@ -21,22 +52,22 @@ def merge(base, over):
     return base
 
 
-def read_json(path):
+def read_json(p):
     """Return (doc, None) or (None, message) for a missing or unparsable file."""
     try:
-        with open(path) as f:
+        with open(p) as f:
             text = f.read()
     except OSError:
-        return None, "%s: cannot be read (missing?)" % path
+        return None, "%s: cannot be read (missing?)" % p
     try:
         return json.loads(text), None
     except (ValueError, TypeError) as e:
-        return None, "%s: not valid JSON (%s)" % (path, e)
+        return None, "%s: not valid JSON (%s)" % (p, e)
 
 
-def load_doc(path, secrets=None, need_secrets=False):
+def load_doc(p, secrets=None, need_secrets=False):
     """Read config and merge secrets (optional unless need_secrets). Returns (doc, messages)."""
-    doc, err = read_json(path)
+    doc, err = read_json(p)
     if err:
         return None, [err]
     if secrets:
@@ -50,20 +81,106 @@ def load_doc(path, secrets=None, need_secrets=False):
     return doc, []
 
 
-def save_json(path, doc):
+def save_json(p, doc):
     """Write atomically: a power cut leaves either the old or the new file."""
-    tmp = path + ".tmp"
+    tmp = p + ".tmp"
     with open(tmp, "w") as f:
         json.dump(doc, f)
-    import os
-
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-    os.rename(tmp, path)
+    remove(p)
+    os.rename(tmp, p)
 
 
-def keep_good(doc, lastgood="config.lastgood.json"):
+def keep_good(doc, lastgood=LASTGOOD):
     """Store `doc` (the merged, valid config) as the last-good copy."""
     save_json(lastgood, doc)
+
+
+def merged():
+    """config.json with secrets.json merged over it, or None when config.json is unreadable."""
+    return load_doc(path(CONFIG), path(SECRETS))[0]
+
+
+def _with_secrets(doc):
+    m = json.loads(json.dumps(doc))  # a deep copy: secrets never reach config.json
+    sec, _ = read_json(path(SECRETS))
+    if isinstance(sec, dict):
+        m = merge(m, sec)
+    return m
+
+
+# ---- trial of a set_config -----------------------------------------------------------------
+def trial_begin_boot():
+    """At boot: the trial marker of an unconfirmed set_config (its boot counted), or None.
+    A trial that did not reach a confirm in TRIAL_BOOTS boots is reverted here."""
+    t, _ = read_json(path(TRIAL))
+    if not isinstance(t, dict):
+        return None
+    t["boots"] = t.get("boots", 0) + 1
+    if t["boots"] > TRIAL_BOOTS:
+        revert()
+        return None
+    save_json(path(TRIAL), t)
+    return t
+
+
+def revert():
+    """Put the config from before an unconfirmed set_config back; end the trial."""
+    try:
+        os.stat(path(BACKUP))
+        remove(path(CONFIG))
+        os.rename(path(BACKUP), path(CONFIG))
+    except OSError:
+        pass
+    remove(path(TRIAL))
+
+
+def confirm():
+    """Keep the config on trial: it becomes the last-good copy."""
+    keep_good(merged(), path(LASTGOOD))
+    remove(path(TRIAL))
+    remove(path(BACKUP))
+
+
+def start_trial(new, timeout, validate, on_trial):
+    """Write `new` as config.json on trial (applied by the reset that follows).
+
+    Returns the validator's problems (nothing written) or []. The running config is kept as
+    config.json.bak (and as last-good when valid) unless a trial is already running."""
+    problems = validate(_with_secrets(new))
+    if problems:
+        return problems
+    cur, _ = read_json(path(CONFIG))
+    if not on_trial and cur is not None:
+        save_json(path(BACKUP), cur)
+        m = merged()
+        if m is not None and not validate(m):
+            keep_good(m, path(LASTGOOD))
+    save_json(path(CONFIG), new)
+    save_json(path(TRIAL), {"timeout": timeout, "boots": 0})
+    return []
+
+
+def change(mutate, validate, on_trial):
+    """Apply `mutate(doc)` to config.json if the result stays valid. None or a reason."""
+    doc, err = read_json(path(CONFIG))
+    if doc is None:
+        return err
+    mutate(doc)
+    m = _with_secrets(doc)
+    if validate(m):
+        return "the change would make config.json invalid; kept for this run only"
+    save_json(path(CONFIG), doc)
+    if not on_trial:
+        keep_good(m, path(LASTGOOD))
+    return None
+
+
+def keep_healthy():
+    """This boot ran healthy on config.json: keep it (merged) as last-good, without validating
+    again (it was valid at boot; the validator stays unloaded)."""
+    doc, errs = load_doc(path(CONFIG), path(SECRETS))
+    if doc is not None and not errs:
+        try:
+            keep_good(doc, path(LASTGOOD))
+        except OSError:
+            pass

@@ -1,8 +1,9 @@
 """Diagnostics: the periodic status document and the retained per-boot info document.
+Imported for one document and dropped again (node.cold).
 
-from node import diag
-text = diag.status(node)      # JSON text for <base>/diag
-text = diag.info(node)        # JSON text for <base>/info (retained, once per boot)
+    from node import diag
+    text = diag.status(node)      # JSON text for <base>/diag
+    text = diag.info(node)        # JSON text for <base>/info (retained, once per boot)
 """
 
 import gc
@@ -11,20 +12,22 @@ import json
 
 def status(n):
     now = n.clock.ticks_ms()
-    m = n.mqtt.status() if n.mqtt is not None else {}
+    lk = n.link
+    m = lk.status()
     gc.collect()
+    ss = n.sensing.sensors
     d = {
         "uptime": n.clock.ticks_diff(now, n.t_boot) // 1000,
         "heap_free": gc.mem_free(),
         "heap_used": gc.mem_alloc(),
-        "rssi": n.rssi(),
-        "reset_cause": n.reset_cause,
+        "rssi": lk.rssi(),
+        "reset_cause": n.board.reset_cause(),
         "reconnects": m.get("reconnects", 0),
         "mqtt_drops": m.get("drops", 0),
-        "wifi_down_s": n.wifi_down_ms(now) // 1000,
-        "spool": n.spool.depth() if n.spool is not None else 0,
-        "spool_dropped": n.spool.dropped if n.spool is not None else 0,
-        "sensor_errors": dict((s.name, s.errors) for s in n.sensors),
+        "wifi_down_s": lk.wifi_down_ms(now) // 1000,
+        "spool": n.delivery.pending(),
+        "spool_dropped": n.delivery.dropped(),
+        "sensor_errors": dict((s.name, s.errors) for s in ss),
         "loop_max_ms": n.loop_max_ms,
         "fw": n.fw,
         "config": n.cfg_id,
@@ -43,15 +46,15 @@ def info(n):
         "fw": n.fw,
         "board": n.cfg.get("board"),
         "mac": n.mac,
-        "client_id": n.client_id,
-        "ip": n.ip(),
-        "reset_cause": n.reset_cause,
-        "boot": n.boot_count,
+        "client_id": n.link.client_id,
+        "ip": n.link.ip(),
+        "reset_cause": n.board.reset_cause(),
+        "boot": n.guard.boots if n.guard is not None else 0,
         "config": n.cfg_id,
         "config_source": n.cfg_source,
         "config_problems": n.cfg_problems[:5],
         "safe_mode": n.safe_reason,
         "trial": n.trial is not None,
-        "sensors": [s.name for s in n.sensors],
+        "sensors": [s.name for s in n.sensing.sensors],
     }
     return json.dumps(d)

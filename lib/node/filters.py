@@ -121,7 +121,9 @@ class Chain:
 
     def transform(self, v):
         """Calibrate and run the transforming filters; None when the reading is rejected."""
-        if v is None or v != v or v in (math.inf, -math.inf):
+        # v - v is 0 for every finite number and nan for nan and +-inf. (Not `math.inf`: a
+        # frozen build cannot hold an inf constant, the C it generates does not compile.)
+        if v is None or v - v != 0:
             return None
         v = self.cal.apply(v)
         for t, st in self._steps:

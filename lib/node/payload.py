@@ -9,8 +9,6 @@ or absurd reading can never reach the broker as a number.
     record([("Temp", "21.5")], 1763784000, "bme280")   # '{"t":1763784000,"s":"bme280","Temp":21.5}'
 """
 
-import math
-
 
 class Topics:
     """All topics of one node, derived from its base topic."""
@@ -35,7 +33,7 @@ class Topics:
 
 def fmt(v, decimals):
     """The plain-text payload for a value; None for nan/inf/None (never publish those)."""
-    if v is None or v != v or v == math.inf or v == -math.inf:
+    if v is None or v - v != 0:  # nan, +-inf (see filters.transform for why not math.inf)
         return None
     if isinstance(v, bool):
         v = int(v)
@@ -75,8 +73,3 @@ def record(values, t=None, sensor=None, up=None):
     for k, v in values:
         parts.append('"%s":%s' % (_esc(k), v))
     return "{" + ",".join(parts) + "}"
-
-
-def doc(values, t=None, up=None):
-    """The node's JSON document (all current values + measurement time)."""
-    return record(values, t, None, up)

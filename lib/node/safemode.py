@@ -18,7 +18,7 @@ import json
 class BootGuard:
     def __init__(self, path="bootstate.json"):
         self.path = path
-        self.state = {"bad": 0, "boots": 0, "force": None}
+        self.state = {"bad": 0, "boots": 0}
         try:
             with open(path) as f:
                 d = json.load(f)
@@ -52,8 +52,6 @@ class BootGuard:
         reason = None
         if button:
             reason = "boot button held"
-        elif st.get("force"):
-            reason = st["force"]
         elif not config_ok:
             reason = "invalid config and no last-good copy"
         elif st.get("bad", 0) >= bad_boots:
@@ -70,13 +68,7 @@ class BootGuard:
             self.state["bad"] = 0
             self._save()
 
-    def force(self, reason):
-        """Enter safe mode at the next boot (e.g. after a crash in this one)."""
-        self.state["force"] = reason
-        self._save()
-
     def leave(self):
         """Next boot is a normal one (the leave_safe_mode command)."""
         self.state["bad"] = 0
-        self.state["force"] = None
         self._save()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import pty
-import shutil
 import subprocess
 import sys
 import time
@@ -32,16 +31,9 @@ from pathlib import Path
 
 import pytest
 
-
-def find_micropython() -> str:
-    """The Unix port next to this interpreter (the project's venv), else the one on PATH."""
-    here = Path(sys.executable).with_name("micropython")
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if not found:
-        raise FileNotFoundError("micropython (the Unix port) is not installed: make venv")
-    return found
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+# The one finder of the Unix port (this venv's, else PATH), shared with nodectl and the sim.
+from nodectl.common import find_micropython  # noqa: E402
 
 
 class PtyDevice:

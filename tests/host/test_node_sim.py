@@ -603,12 +603,13 @@ def test_make_sim_runner_shows_values_and_stops_cleanly_on_ctrl_c(tmp_path, brok
 def test_a_crash_in_the_app_falls_back_to_a_reachable_safe_mode(
     broker, observer, run_node, tmp_path
 ):
-    """A bug that kills the full node (here: discovery raises at import) leaves a node that is
-    online, says why, and takes config commands; no reset loop."""
+    """A bug that kills the full node (here: the durable store, which only the full node opens,
+    raises at import) leaves a node that is online, says why, and takes config commands; no
+    reset loop."""
     o = observer
     cfg = config(broker.port, discovery={"enabled": True})
     node = SimNode(tmp_path / "crash", cfg, scenario(10, [BME]))
-    with open(node.dev / "lib" / "node" / "discovery.py", "a") as f:
+    with open(node.dev / "lib" / "mqtt" / "store.py", "a") as f:
         f.write('\nraise RuntimeError("injected bug")\n')
     node.start()
     try:

@@ -13,7 +13,7 @@ from pytest_mp import compile_lib, micropython_bin
 
 TESTS = Path(__file__).resolve().parent.parent
 
-SAMPLE = '''\
+SAMPLE = """\
 TIMEOUT = 3
 
 
@@ -49,7 +49,7 @@ def test_skips():
     class SkipTest(Exception):
         pass
     raise SkipTest("no TLS here")
-'''
+"""
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[dict[str, tuple[str, str]], str]:

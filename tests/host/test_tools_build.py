@@ -27,8 +27,12 @@ def test_build_compiles_lib_keeps_boot_and_main_and_stamps_the_version(tmp_path)
     )
     assert r.returncode == 0, r.stderr
     files = sorted(x.relative_to(out).as_posix() for x in out.rglob("*") if x.is_file())
-    boards = sorted(f"lib/boards/{b.name}" for b in (REPO / "boards").glob("*.json"))
-    assert len(boards) >= 5  # the board definitions travel with the node app
+    # The board definitions travel with the node app; the simulator's stays on the host.
+    boards = sorted(
+        f"lib/boards/{b.name}" for b in (REPO / "boards").glob("*.json") if b.name != "sim.json"
+    )
+    assert len(boards) >= 4
+    assert "lib/boards/sim.json" not in files
     assert files == [
         "boot.py",
         "lib/blink.mpy",
@@ -62,14 +66,16 @@ def test_build_compiles_lib_keeps_boot_and_main_and_stamps_the_version(tmp_path)
 
 def test_build_is_reproducible_and_the_stamp_follows_the_content(tmp_path):
     p = Project(tmp_path / "p")
-    a = nodectl.build(p.lib, p.firmware, tmp_path / "a", version="x")
-    b = nodectl.build(p.lib, p.firmware, tmp_path / "b", version="x")
+    a = nodectl.build.build(p.lib, p.firmware, tmp_path / "a", version="x")
+    b = nodectl.build.build(p.lib, p.firmware, tmp_path / "b", version="x")
     assert a == b
     for f in (tmp_path / "a").rglob("*"):
         if f.is_file():
             assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
     p.write("lib/blink.py", "def on():\n    return 2\n")
-    assert nodectl.build(p.lib, p.firmware, tmp_path / "c", version="x")["build"] != a["build"]
+    assert (
+        nodectl.build.build(p.lib, p.firmware, tmp_path / "c", version="x")["build"] != a["build"]
+    )
 
 
 def test_build_reports_a_syntax_error_with_the_file(tmp_path):
@@ -96,7 +102,7 @@ def test_committed_package_json_is_mip_format_and_points_at_real_files():
 
 def test_mip_installs_the_package_into_lib_on_the_device(tmp_path, device):
     p = Project(tmp_path / "p")
-    pkg = nodectl.package_json(p.lib, "1.0.0", repo=p.root)
+    pkg = nodectl.package.package_json(p.lib, "1.0.0", repo=p.root)
     (p.root / "package.json").write_text(json.dumps(pkg))
     # --target lib: relative, because on the Unix port /lib would be the host's.
     r = subprocess.run(
@@ -135,9 +141,15 @@ def test_console_follow_prints_what_the_board_writes(device):
     assert "node says hi" in r.stdout
 
 
-def test_console_on_a_missing_port_exits_3(tmp_path):
+def test_console_on_a_missing_or_empty_port_says_so_in_one_line(tmp_path):
     r = run_nodectl("console", "--port", tmp_path / "ttyNONE", "--follow", "--duration", "1")
-    assert r.returncode == 3 and "cannot open" in r.stderr
+    assert r.returncode == 1
+    assert r.stderr == (
+        f"nodectl console: --port {tmp_path / 'ttyNONE'}: no such serial port "
+        "(is the board plugged in?)\n"
+    )
+    r = run_nodectl("console", "--port", "")
+    assert r.returncode == 1 and "no serial port given (PORT= is empty)" in r.stderr
 
 
 def test_version_follows_the_device_code_not_the_rest_of_the_repo(tmp_path):
@@ -156,12 +168,12 @@ def test_version_follows_the_device_code_not_the_rest_of_the_repo(tmp_path):
     git("add", "lib", "firmware")
     git("commit", "-q", "-m", "device code")
     git("tag", "v1.0")
-    assert nodectl.git_version(repo) == "v1.0"
+    assert nodectl.build.git_version(repo) == "v1.0"
     (repo / "README.md").write_text("docs\n")
     git("add", "README.md")
     git("commit", "-q", "-m", "docs only")
-    assert nodectl.git_version(repo) == "v1.0"  # a deploy after this copies nothing
+    assert nodectl.build.git_version(repo) == "v1.0"  # a deploy after this copies nothing
     p.write("lib/blink.py", "def on():\n    return 3\n")
-    assert nodectl.git_version(repo) == "v1.0-dirty"
+    assert nodectl.build.git_version(repo) == "v1.0-dirty"
     git("commit", "-q", "-am", "blink 3")
-    assert nodectl.git_version(repo).startswith("v1.0-2-g")
+    assert nodectl.build.git_version(repo).startswith("v1.0-2-g")

@@ -4,7 +4,6 @@ What cannot run here: talking to a real ROM bootloader. The end-to-end CLI tests
 esptool ($NODECTL_ESPTOOL) that answers `flash-id` like esptool 5 and records every call."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +61,8 @@ if "write-flash" in sys.argv and sys.argv[sys.argv.index("--baud") + 1] in faili
 @pytest.mark.parametrize("chip", sorted(OFFSETS))
 def test_argv_and_offset_per_chip(chip, tmp_path):
     fw = tmp_path / "fw.bin"
-    c = nodectl.chip_by_key(chip)
-    steps = nodectl.flash_plan(c, "/dev/ttyUSB0", fw, esptool=["esptool"])
+    c = nodectl.flash.chip_by_key(chip)
+    steps = nodectl.flash.flash_plan(c, "/dev/ttyUSB0", fw, esptool=["esptool"])
     assert steps == [
         [["esptool", "--chip", chip, "--port", "/dev/ttyUSB0", "erase-flash"]],
         [
@@ -98,7 +97,7 @@ def test_argv_and_offset_per_chip(chip, tmp_path):
 @pytest.mark.parametrize("chip", sorted(OFFSETS))
 def test_image_header_names_the_chip_as_esptool_reads_it(chip, tmp_path):
     fw = fake_firmware(tmp_path / "fw.bin", IMAGE_IDS[chip])
-    assert nodectl.image_chip(fw).key == chip
+    assert nodectl.flash.image_chip(fw).key == chip
     # Cross-check the crafted header with esptool's own reader.
     r = subprocess.run(
         [sys.executable, "-m", "esptool", "image-info", str(fw)],
@@ -110,8 +109,8 @@ def test_image_header_names_the_chip_as_esptool_reads_it(chip, tmp_path):
 
 
 def test_firmware_plus_filesystem_in_one_write(tmp_path):
-    c = nodectl.chip_by_key("esp32s3")
-    steps = nodectl.flash_plan(
+    c = nodectl.flash.chip_by_key("esp32s3")
+    steps = nodectl.flash.flash_plan(
         c, "P", Path("fw.bin"), Path("fs.img"), erase=False, baud=921600, esptool=["esptool"]
     )
     assert steps == [
@@ -150,14 +149,16 @@ def test_firmware_plus_filesystem_in_one_write(tmp_path):
 
 def test_write_falls_back_to_a_lower_baud_and_fails_when_all_do():
     calls = []
-    steps = nodectl.flash_plan(nodectl.CHIPS["esp32"], "P", Path("fw.bin"), esptool=["e"])
-    nodectl.run_flash_plan(
+    steps = nodectl.flash.flash_plan(
+        nodectl.flash.CHIPS["esp32"], "P", Path("fw.bin"), esptool=["e"]
+    )
+    nodectl.flash.run_flash_plan(
         steps, runner=lambda argv: calls.append(argv) or (1 if "460800" in argv else 0)
     )
     assert calls[0][-1] == "erase-flash" and len(calls) == 3
     assert [a[a.index("--baud") + 1] for a in calls[1:]] == ["460800", "115200"]
-    with pytest.raises(nodectl.ToolFailed, match="esptool failed"):
-        nodectl.run_flash_plan(steps, runner=lambda argv: 0 if "erase-flash" in argv else 2)
+    with pytest.raises(nodectl.common.ToolFailed, match="esptool failed"):
+        nodectl.flash.run_flash_plan(steps, runner=lambda argv: 0 if "erase-flash" in argv else 2)
 
 
 @pytest.mark.parametrize(
@@ -178,14 +179,14 @@ def test_write_falls_back_to_a_lower_baud_and_fails_when_all_do():
     ],
 )
 def test_chip_report_parsing(text, chip):
-    assert nodectl.parse_chip_report(text).key == chip
+    assert nodectl.flash.parse_chip_report(text).key == chip
 
 
 def test_unsupported_or_missing_chip_report():
-    with pytest.raises(nodectl.Refused, match="ESP32-H2, which nodectl does not support"):
-        nodectl.parse_chip_report("Detecting chip type... ESP32-H2")
-    with pytest.raises(nodectl.ToolFailed):
-        nodectl.parse_chip_report("A fatal error occurred: Failed to connect")
+    with pytest.raises(nodectl.common.Refused, match="ESP32-H2, which nodectl does not support"):
+        nodectl.flash.parse_chip_report("Detecting chip type... ESP32-H2")
+    with pytest.raises(nodectl.common.ToolFailed):
+        nodectl.flash.parse_chip_report("A fatal error occurred: Failed to connect")
 
 
 def test_not_an_esp_image_is_refused(tmp_path):
@@ -216,6 +217,15 @@ def test_image_for_another_chip_is_refused_with_chip_given(tmp_path):
     assert "image built for ESP32-S3 but the board is ESP32; download the ESP32 build" in r.stderr
 
 
+def serial_ports(tmp_path):
+    """Two stand-ins for serial ports that exist (nodectl refuses a port path that does not)."""
+    d = tmp_path / "dev"
+    d.mkdir(exist_ok=True)
+    for name in ("ttyUSB0", "ttyACM0"):
+        (d / name).touch()
+    return str(d / "ttyUSB0"), str(d / "ttyACM0")
+
+
 @pytest.fixture
 def fake_esptool(tmp_path, monkeypatch):
     script = tmp_path / "fake_esptool.py"
@@ -231,20 +241,21 @@ def fake_esptool(tmp_path, monkeypatch):
 
 
 def test_flash_detects_board_erases_writes_and_falls_back(tmp_path, fake_esptool, monkeypatch):
+    USB, ACM = serial_ports(tmp_path)
     monkeypatch.setenv("FAKE_CHIP", "ESP32")
     monkeypatch.setenv("FAKE_DESC", "ESP32-D0WD-V3 (revision v3.1)")
     monkeypatch.setenv("FAKE_FAIL_BAUD", "460800")
     fw = fake_firmware(tmp_path / "fw.bin", 0)
-    r = run_nodectl("flash", "--port", "/dev/ttyUSB0", "--fw", fw)
+    r = run_nodectl("flash", "--port", USB, "--fw", fw)
     assert r.returncode == 0, r.stdout + r.stderr
     assert fake_esptool() == [
-        ["--port", "/dev/ttyUSB0", "flash-id"],
-        ["--chip", "esp32", "--port", "/dev/ttyUSB0", "erase-flash"],
+        ["--port", USB, "flash-id"],
+        ["--chip", "esp32", "--port", USB, "erase-flash"],
         [
             "--chip",
             "esp32",
             "--port",
-            "/dev/ttyUSB0",
+            USB,
             "--baud",
             "460800",
             "write-flash",
@@ -255,7 +266,7 @@ def test_flash_detects_board_erases_writes_and_falls_back(tmp_path, fake_esptool
             "--chip",
             "esp32",
             "--port",
-            "/dev/ttyUSB0",
+            USB,
             "--baud",
             "115200",
             "write-flash",
@@ -269,19 +280,23 @@ def test_flash_detects_board_erases_writes_and_falls_back(tmp_path, fake_esptool
 def test_flash_refuses_an_image_for_another_chip_before_erasing(
     tmp_path, fake_esptool, monkeypatch
 ):
+    USB, ACM = serial_ports(tmp_path)
     monkeypatch.setenv("FAKE_CHIP", "ESP32-C3")
     fw = fake_firmware(tmp_path / "fw.bin", 0)  # built for the ESP32
-    r = run_nodectl("flash", "--port", "/dev/ttyUSB0", "--fw", fw)
+    r = run_nodectl("flash", "--port", USB, "--fw", fw)
     assert r.returncode == 1
-    assert "--chip esp32: the board on /dev/ttyUSB0 is ESP32-C3" in r.stderr
-    assert fake_esptool() == [["--port", "/dev/ttyUSB0", "flash-id"]]
+    # The user named no chip: the message names the image, not an option never given.
+    assert f"{fw}: image built for ESP32 but the board on {USB} is ESP32-C3" in r.stderr
+    assert "--chip" not in r.stderr
+    assert fake_esptool() == [["--port", USB, "flash-id"]]
 
 
 def test_flash_fails_with_exit_3_when_every_baud_fails(tmp_path, fake_esptool, monkeypatch):
+    USB, ACM = serial_ports(tmp_path)
     monkeypatch.setenv("FAKE_CHIP", "ESP32-S3")
     monkeypatch.setenv("FAKE_FAIL_BAUD", "460800,115200")
     fw = fake_firmware(tmp_path / "fw.bin", 9)
-    r = run_nodectl("flash", "--port", "/dev/ttyACM0", "--fw", fw, "--no-erase")
+    r = run_nodectl("flash", "--port", ACM, "--fw", fw, "--no-erase")
     assert r.returncode == 3
     assert "esptool failed" in r.stderr
     writes = [c for c in fake_esptool() if "write-flash" in c]
@@ -292,11 +307,12 @@ def test_flash_fails_with_exit_3_when_every_baud_fails(tmp_path, fake_esptool, m
 def test_filesystem_image_checked_against_the_detected_flash_size(
     tmp_path, fake_esptool, monkeypatch
 ):
+    USB, ACM = serial_ports(tmp_path)
     monkeypatch.setenv("FAKE_CHIP", "ESP32")
     monkeypatch.setenv("FAKE_SIZE", "8MB")
     img = tmp_path / "fs-4MB.img"
-    nodectl.make_fs_image({"config.json": b"{}"}, 512, img)
-    r = run_nodectl("flash", "--port", "/dev/ttyUSB0", "--fs", img, "--no-erase")
+    nodectl.provision.make_fs_image({"config.json": b"{}"}, 512, img)
+    r = run_nodectl("flash", "--port", USB, "--fs", img, "--no-erase")
     assert r.returncode == 1
     assert "(512 blocks) but the vfs partition is 6291456 bytes (1536 blocks of 4096)" in r.stderr
     assert len(fake_esptool()) == 1  # only the detection ran
@@ -317,21 +333,23 @@ def test_cli_errors_say_what_and_where(tmp_path):
     assert r.returncode == 2 and "invalid choice: 'frobnicate'" in r.stderr
 
 
-def test_module_and_script_forms_both_run():
-    env = dict(os.environ)
-    for argv in (
-        [sys.executable, "tools/nodectl.py", "--help"],
-        [sys.executable, "-m", "tools.nodectl", "--help"],
+def test_folder_and_module_forms_both_run(tmp_path):
+    """`python tools/nodectl` from anywhere, `python -m nodectl` from tools/ (no make)."""
+    repo = nodectl.common.REPO
+    for argv, cwd in (
+        ([sys.executable, "tools/nodectl", "--help"], repo),
+        ([sys.executable, str(repo / "tools" / "nodectl"), "--help"], tmp_path),
+        ([sys.executable, "-m", "nodectl", "--help"], repo / "tools"),
+        ([sys.executable, "-m", "tools.nodectl", "--help"], repo),
     ):
-        r = subprocess.run(
-            argv, capture_output=True, text=True, cwd=nodectl.REPO, env=env, timeout=30
-        )
-        assert r.returncode == 0 and "exit codes:" in r.stdout, argv
+        r = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=30)
+        assert r.returncode == 0 and "exit codes:" in r.stdout, (argv, r.stderr)
 
 
 def test_provision_flash_writes_firmware_and_the_nodes_image(tmp_path, fake_esptool, monkeypatch):
     from tools_util import Project
 
+    USB, ACM = serial_ports(tmp_path)
     monkeypatch.setenv("FAKE_CHIP", "ESP32")
     p = Project(tmp_path / "p")
     fleet = tmp_path / "fleet.json"
@@ -359,7 +377,7 @@ def test_provision_flash_writes_firmware_and_the_nodes_image(tmp_path, fake_espt
         fw,
         "--flash",
         "--port",
-        "/dev/ttyUSB0",
+        USB,
     ]
     r = run_nodectl(*args)
     assert r.returncode == 1 and "choose the one board's node with --node ID" in r.stderr
@@ -369,13 +387,13 @@ def test_provision_flash_writes_firmware_and_the_nodes_image(tmp_path, fake_espt
     img = out / "n-2" / "fs-4MB.img"
     assert calls[0][:3] == ["--chip", "esp32", "merge-bin"]
     assert calls[1:] == [
-        ["--port", "/dev/ttyUSB0", "flash-id"],
-        ["--chip", "esp32", "--port", "/dev/ttyUSB0", "erase-flash"],
+        ["--port", USB, "flash-id"],
+        ["--chip", "esp32", "--port", USB, "erase-flash"],
         [
             "--chip",
             "esp32",
             "--port",
-            "/dev/ttyUSB0",
+            USB,
             "--baud",
             "460800",
             "write-flash",
@@ -386,3 +404,30 @@ def test_provision_flash_writes_firmware_and_the_nodes_image(tmp_path, fake_espt
         ],
     ]
     assert not (out / "n-1").exists()
+
+
+def test_an_empty_or_missing_port_is_refused_before_esptool_runs(tmp_path, fake_esptool):
+    # esptool given `--port ""` probes every serial port and erases whichever board answers.
+    fw = fake_firmware(tmp_path / "fw.bin", 0)
+    for port in ("", "  "):
+        r = run_nodectl("flash", "--port", port, "--fw", fw)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "--port: no serial port given (PORT= is empty)" in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+    r = run_nodectl("flash", "--port", tmp_path / "ttyUSB9", "--fw", fw)
+    assert r.returncode == 1 and f"--port {tmp_path / 'ttyUSB9'}: no such serial port" in r.stderr
+    r = run_nodectl("provision", "--fleet", tmp_path / "f.json", "--flash", "--port", "")
+    assert r.returncode == 1 and "no serial port given" in r.stderr
+    assert fake_esptool() == []
+
+
+def test_a_chip_named_on_the_command_line_is_blamed_when_it_does_not_match(
+    tmp_path, fake_esptool, monkeypatch
+):
+    USB, _ = serial_ports(tmp_path)
+    monkeypatch.setenv("FAKE_CHIP", "ESP32-S3")
+    fw = fake_firmware(tmp_path / "fw.bin", 0)
+    r = run_nodectl("flash", "--port", USB, "--fw", fw, "--chip", "esp32")
+    assert r.returncode == 1
+    assert f"--chip esp32: the board on {USB} is ESP32-S3" in r.stderr
+    assert fake_esptool() == [["--port", USB, "flash-id"]]

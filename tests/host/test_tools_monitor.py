@@ -99,7 +99,7 @@ def test_once_prints_a_table(broker, base):
     assert ["value", "Temp", "21.5", "retained"] in rows
     assert ["diagnostics", "info.fw", '"v1.2-3-gabc"', "retained"] in rows
     order = [r[0] for r in rows]
-    assert order == sorted(order, key=nodectl.KIND_ORDER.index)
+    assert order == sorted(order, key=nodectl.monitor.KIND_ORDER.index)
 
 
 def test_offline_node_exits_1(broker, base):
@@ -197,7 +197,8 @@ def test_config_check_reports_broken_json_and_missing_files(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text('{"version": 1,')
     r = run_nodectl("config-check", cfg)
-    assert r.returncode == 1 and f"{cfg}: not valid JSON" in r.stdout
+    assert r.returncode == 1
+    assert f"{cfg}:1:15: config is not valid JSON: Expecting property name" in r.stderr
     r = run_nodectl("config-check", tmp_path / "nope.json")
     assert r.returncode == 1 and "nope.json: no such file" in r.stderr
 
@@ -207,6 +208,122 @@ def test_config_check_without_the_validator_is_a_tool_failure(tmp_path):
     cfg.write_text(json.dumps(GOOD_CONFIG))
     r = run_nodectl("config-check", cfg, "--lib", tmp_path)
     assert r.returncode == 3 and "cannot validate: no node/config.py under" in r.stderr
+
+
+def test_config_check_refuses_a_document_that_is_not_an_object(tmp_path):
+    cfg = tmp_path / "config.json"
+    for text, got in (
+        ("null", "null"),
+        ("[1, 2]", "a list"),
+        ('"x"', "a string"),
+        ("7", "a number"),
+    ):
+        cfg.write_text(text)
+        r = run_nodectl("config-check", cfg)
+        assert r.returncode == 1, (text, r.stdout)
+        assert f"{cfg}: expected a JSON object {{...}} at the top, got {got}" in r.stderr
+        assert "OK" not in r.stdout
+
+
+def test_config_check_reports_line_and_column_of_a_missing_or_trailing_comma(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text('{\n  "version": 1\n  "board": "esp32-devkitc"\n}\n')
+    r = run_nodectl("config-check", cfg)
+    assert r.returncode == 1 and f"{cfg}:3:3: config is not valid JSON" in r.stderr
+    cfg.write_text('{"version": 1,\n "board": "esp32-devkitc",\n}\n')
+    r = run_nodectl("config-check", cfg)
+    assert r.returncode == 1 and f"{cfg}:3:1: config is not valid JSON" in r.stderr
+
+
+def test_config_check_without_secrets_names_secrets_json(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text((REPO / "firmware" / "config.example.json").read_text())
+    r = run_nodectl("config-check", cfg)
+    assert r.returncode == 1
+    assert f"{cfg}: wifi: missing" in r.stdout
+    assert "hint: WiFi networks and broker passwords live in secrets.json" in r.stdout
+    r = run_nodectl("config-check", cfg, REPO / "firmware" / "secrets.example.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == f"{cfg}: OK"
+
+
+# -- monitor: refusals, credentials, output when piped ----------------------------------------
+
+
+def test_monitor_refuses_an_empty_base_and_bad_brokers_in_one_line():
+    for extra, says in (
+        (["--base", ""], "--base: no base topic given (BASE= is empty)"),
+        (["--base", "a/#"], "--base a/#: a node's base topic, without the wildcards"),
+        (["--base", "x", "--broker", "mqtt://pi:1883"], "not a URL"),
+        (["--base", "x", "--broker", "pi:port"], "expected HOST or HOST:PORT"),
+    ):
+        r = run_nodectl("monitor", *extra, "--once", "--wait", "1")
+        assert r.returncode == 1, (extra, r.stderr)
+        assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    r = run_nodectl("monitor", "--base", "x", "--broker", "no-such-host.invalid", "--once")
+    assert r.returncode == 3 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot connect to the broker at no-such-host.invalid:1883: unknown host" in r.stderr
+
+
+def test_monitor_logs_in_and_says_when_the_broker_refuses(broker, base):
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fake-node-auth")
+    c.username_pw_set("node", "s3cret")
+    c.connect("127.0.0.1", broker.auth_port)
+    c.loop_start()
+    c.publish(f"{base}/status", "online", qos=1, retain=True).wait_for_publish(5)
+    c.publish(f"{base}/Temp", "19.5", qos=1, retain=True).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+    args = ["--host", "127.0.0.1", "--port", broker.auth_port, "--base", base, "--once"]
+    r = run_nodectl("monitor", *args, "--user", "node", "--password", "s3cret")
+    assert r.returncode == 0, r.stderr
+    assert ["value", "Temp", "19.5", "retained"] in [x.split() for x in r.stdout.splitlines()]
+    r = run_nodectl("monitor", *args, "--user", "node", "--password", "wrong")
+    assert r.returncode == 3
+    assert f"the broker at 127.0.0.1:{broker.auth_port} refused the connection: Not author" in (
+        r.stderr
+    )
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_monitor_piped_prints_each_message_at_once_and_its_table_on_sigterm(broker, base):
+    proc = subprocess.Popen(
+        [sys.executable, str(NODECTL), "monitor", "--host", "127.0.0.1", "--port",
+         str(broker.port), "--base", base],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )  # fmt: skip
+    try:
+        time.sleep(1.5)  # connects and subscribes
+        c = publisher(broker.port)
+        c.publish(f"{base}/status", "online", qos=1, retain=True).wait_for_publish(5)
+        c.publish(f"{base}/Temp", "23.5", qos=1).wait_for_publish(5)
+        c.loop_stop()
+        c.disconnect()
+        assert proc.stdout is not None
+        # Each line arrives while the monitor still runs: flushed as it comes, not at exit.
+        lines = [proc.stdout.readline().split(None, 1)[1] for _ in range(2)]
+        assert proc.poll() is None
+        assert lines == [f"{base}/status  online\n", f"{base}/Temp  23.5\n"]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert f"node {base}: ONLINE" in out  # the table, printed on SIGTERM
+
+
+def test_sensor_rows_show_offline_once_the_node_will_says_offline(broker, base):
+    publish_node(broker.port, base, status="offline")  # status/bme280 stays retained online
+    r = monitor(broker, base, "--once")
+    rows = [line.split(None, 2) for line in r.stdout.splitlines()[2:]]
+    row = {t: v for _, t, v in rows}
+    assert row["status"].split()[0] == "offline"
+    assert row["status/bme280"].startswith("offline (node offline)")
+    assert row["status/outside"].split()[0] == "offline"
 
 
 # -- against a simulated node: the real firmware on the Unix port (tools/sim/run.py) ----------

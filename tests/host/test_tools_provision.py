@@ -93,7 +93,7 @@ def test_the_firmware_refuses_any_other_block_count(project):
 
 @pytest.mark.parametrize(("size", "blocks"), [("4MB", 512), ("8MB", 1536), ("16MB", 3584)])
 def test_block_count_follows_the_flash_size(size, blocks):
-    assert nodectl.vfs_geometry(nodectl.parse_size(size, "--flash-size")) == blocks
+    assert nodectl.flash.vfs_geometry(nodectl.flash.parse_size(size, "--flash-size")) == blocks
 
 
 def test_8mb_image_mounts_with_1536_blocks(project):
@@ -150,8 +150,8 @@ def test_an_image_of_the_wrong_size_is_refused_before_flashing(project, tmp_path
 
 
 def test_content_that_does_not_fit_is_refused(tmp_path):
-    with pytest.raises(nodectl.Refused, match="do not fit in 8 blocks"):
-        nodectl.make_fs_image({"big.bin": bytes(64 * 1024)}, 8, tmp_path / "x.img")
+    with pytest.raises(nodectl.common.Refused, match="do not fit in 8 blocks"):
+        nodectl.provision.make_fs_image({"big.bin": bytes(64 * 1024)}, 8, tmp_path / "x.img")
 
 
 def test_duplicate_client_ids_are_refused(project):

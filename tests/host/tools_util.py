@@ -1,4 +1,4 @@
-"""Helpers shared by the tests of tools/nodectl.py: run it as a user would, build small projects."""
+"""Helpers shared by the tests of tools/nodectl/: run it as a user would, build small projects."""
 
 import json
 import shutil
@@ -7,10 +7,17 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-NODECTL = REPO / "tools" / "nodectl.py"
+NODECTL = REPO / "tools" / "nodectl"
 
 sys.path.insert(0, str(REPO / "tools"))
-import nodectl  # noqa: E402, F401  (the module under test, for its pure functions)
+import nodectl  # noqa: E402  (the package under test, for its pure functions)
+import nodectl.build  # noqa: E402
+import nodectl.common  # noqa: E402
+import nodectl.deploy  # noqa: E402
+import nodectl.flash  # noqa: E402
+import nodectl.monitor  # noqa: E402
+import nodectl.package  # noqa: E402
+import nodectl.provision  # noqa: E402, F401  (the tests reach the modules through nodectl.*)
 
 GOOD_CONFIG = {
     "version": 1,

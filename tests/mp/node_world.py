@@ -5,7 +5,7 @@ import os
 
 import node_fakes as F
 from tmpdir import fresh_dir
-from node import app
+from node import startup
 
 
 def tmp():
@@ -54,10 +54,10 @@ class World:
             w.mq = F.MQTT(*a, **kw)
             return w.mq
 
-        node, reason, problems = app.build(lambda name: self.board, self.clock)
-        node._mqtt_factory = factory
-        node._make_driver = lambda scfg: self.drv
-        node.time.synced = True  # a synced clock: timestamps are the fake epoch
+        node, reason, problems = startup.build(lambda name: self.board, self.clock)
+        node.link.factory = factory
+        node.sensing.make_driver = lambda scfg: self.drv
+        node.time.mark_synced()  # a synced clock: timestamps are the fake epoch
         self.node = node
         node.start()
         return node

@@ -131,6 +131,7 @@ def fake_robust(fb=None, clock=None, **kw):
     clk = clock or FakeClock(start=1000)
     sw = Switch(fb)
     kw.setdefault("rng", SeqRNG(0.0))
+    kw.setdefault("spill_bytes", 0)  # RAM outbox only, unless a test gives a folder
     c = MQTTClient(kw.pop("client_id", "cid"), "fake", sock_factory=sw.factory, clock=clk, **kw)
     return c, fb, clk, sw
 

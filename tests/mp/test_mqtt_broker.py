@@ -1,6 +1,7 @@
 # The client against a real mosquitto (through tests/mp/harness.py): plain, auth, TLS, QoS
 # 0/1/2 both ways, retain, will, 70 000 pipelined QoS 1 across the packet-id wrap, half-open
 # detection through the fault proxy, oversize inbound. Real time here: the broker is real.
+import needs
 import sys
 import time
 import harness
@@ -79,6 +80,7 @@ def test_user_without_password_is_sent_not_typeerror():
 
 
 def test_tls_with_ca_and_hostname():
+    needs.ssl()
     b = harness.broker()
     c = MQTTClient(_cid(), "localhost", b["tls_port"], ssl=True, ssl_params={"cafile": b["ca"]})
     assert c.connect() == 0
@@ -89,6 +91,7 @@ def test_tls_with_ca_and_hostname():
 
 
 def test_tls_with_sslcontext():
+    needs.ssl()
     import ssl
 
     b = harness.broker()
@@ -105,6 +108,7 @@ def test_tls_with_sslcontext():
 
 
 def test_tls_wrong_ca_refused_with_clear_error():
+    needs.ssl()
     b = harness.broker()
     c = MQTTClient(_cid(), "localhost", b["tls_port"], ssl=True, ssl_params={"cafile": b["bad_ca"]})
     try:
@@ -116,6 +120,7 @@ def test_tls_wrong_ca_refused_with_clear_error():
 
 
 def test_tls_wrong_hostname_refused():
+    needs.ssl()
     b = harness.broker()
     c = MQTTClient(_cid(), "127.0.0.1", b["tls_port"], ssl=True,
                    ssl_params={"cafile": b["ca"], "server_hostname": "not-this-host"})
@@ -325,6 +330,7 @@ def test_idle_link_kept_alive_by_automatic_pings():
 
 
 def test_tls_without_ca_or_with_cert_reqs_none_connects_unverified():
+    needs.ssl()
     import ssl
 
     b = harness.broker()

@@ -1,6 +1,7 @@
 # Edge cases against the scripted fake broker: malformed and truncated input, stray acks,
 # oversize inbound, QoS 2 exactly once, keepalive and overdue detection on an injected clock,
 # packet id wrap, pipelining and the hooks the robust wrapper uses.
+import needs
 import gc
 import micropython
 from errno import ETIMEDOUT, ENOTCONN
@@ -431,6 +432,7 @@ class _Ctx:
 
 
 def test_tls_context_gets_server_hostname_and_wraps_the_link():
+    needs.ssl()
     fb = FakeBroker()
     ctx = _Ctx()
     c = MQTTClient("c", "broker.lan", ssl=ctx, sock_factory=fb.factory)
@@ -444,6 +446,7 @@ def test_tls_context_gets_server_hostname_and_wraps_the_link():
 
 
 def test_tls_verification_failure_is_mqttexception_and_closes_the_link():
+    needs.ssl()
     fb = FakeBroker()
     c = MQTTClient("c", "h", ssl=_Ctx("certificate verify failed\nsecond line"),
                    sock_factory=fb.factory)
@@ -453,6 +456,7 @@ def test_tls_verification_failure_is_mqttexception_and_closes_the_link():
 
 
 def test_tls_ca_file_that_does_not_load_is_mqttexception():
+    needs.ssl()
     # This source file as "cafile": neither PEM nor DER. A configuration fault, not a link one.
     fb = FakeBroker()
     c = MQTTClient("c", "h", ssl=True, ssl_params={"cafile": __file__}, sock_factory=fb.factory)

@@ -85,7 +85,7 @@ def test_outage_readings_spooled_and_replayed_in_order_on_backlog():
         temps.append("%.1f" % (20 + i / 10))
         w.run(10000)
     live_before = len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp"))
-    assert w.node.spool.depth() == 30
+    assert w.node.delivery.pending() == 30
     w.mq.up = True
     w.run(2000)
     back = [json.loads(p) for p in w.mq.topics("Erdgeschoss/Wohnzimmer/backlog")]
@@ -95,7 +95,7 @@ def test_outage_readings_spooled_and_replayed_in_order_on_backlog():
     assert all(b["s"] == "bme280" for b in back)
     # the live topic did not get the old values
     assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp")) <= live_before + 1
-    assert w.node.spool.depth() == 0
+    assert w.node.delivery.pending() == 0
 
 
 def test_reboot_mid_outage_keeps_flushed_records():
@@ -127,18 +127,15 @@ def test_reading_refused_by_a_full_outbox_is_spooled_not_lost():
 
 
 def test_json_document_keeps_measurement_time_and_an_outage_cancels_a_pending_one():
-    from node import sensing
-
     w = World(doc(json=True))
     w.run(100)
-    n, s = w.node, w.node.sensors[0]
+    d = w.node.delivery
     base = "Erdgeschoss/Wohnzimmer/"
-    sensing.emit(n, s, [("Temp", "21.5")], w.clock.ms)  # online: a document is now pending
+    d.reading("bme280", [("Temp", "21.5")], w.clock.ms)  # online: a document is now pending
     w.clock.advance(7000)
     w.mq.up = False
     w.mq.step()  # the wrapper notices the broker is gone before the document went out
-    s.latest["Temp"] = "22.5"
-    sensing.emit(n, s, [("Temp", "22.5")], w.clock.ms)  # offline: spooled for the backlog
+    d.reading("bme280", [("Temp", "22.5")], w.clock.ms)  # offline: stored for the backlog
     w.mq.up = True
     w.run(3000)
     back = [json.loads(p) for p in w.mq.topics(base + "backlog")]

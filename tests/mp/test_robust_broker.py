@@ -1,6 +1,7 @@
 # mqtt.robust against real mosquitto, through the harness fault proxy: the outage suite.
 # Observers are paho subscribers on the host; Wire taps what our client writes, so DUP flags
 # and packet ids are checked on the wire (a broker does not pass our DUP flag on).
+import needs
 import time
 
 import harness
@@ -12,6 +13,7 @@ TIMEOUT = 120
 
 def _client(cid, port, wire=None, **kw):
     kw.setdefault("backoff_min", 200)
+    kw.setdefault("spill_bytes", 0)  # RAM outbox only, unless a test gives a folder
     kw.setdefault("backoff_max", 1000)
     kw.setdefault("connect_timeout", 2)
     if wire is not None:
@@ -388,6 +390,7 @@ def test_1000_reconnect_cycles_real_broker_no_socket_leak_flat_heap():
 
 
 def test_tls_connects_through_nonblocking_tcp_and_wrong_ca_is_a_config_error():
+    needs.ssl()
     b = harness.broker()
     o = harness.observe(b["port"], "rb/tls/#", qos=1)
     c = MQTTClient("rb-tls", "localhost", b["tls_port"], ssl=True, ssl_params={"cafile": b["ca"]})

@@ -96,6 +96,19 @@ def test_adc_rtc_and_ids():
     r.memory(bytes(2048))
 
 
+def test_wall_clock_is_whole_seconds_exact_at_todays_epoch():
+    # As on the ESP32, time.time() is an int; a float32 epoch would be off by up to 64 s here.
+    import time
+
+    simenv.clock.set_speed(0)
+    simenv.clock.set_rtc_us(1795885268 * 1000000 + 999999)
+    t = time.time()
+    assert isinstance(t, int) and t == 1795885268, t
+    simenv.clock.advance(1)
+    assert time.time() == 1795885269
+    assert time.gmtime()[:6] == (2026, 11, 28, 17, 1, 9), time.gmtime()
+
+
 def test_clock_speed_zero_advances_only_when_told():
     import time
 

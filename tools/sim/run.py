@@ -35,18 +35,32 @@ SIM_BOARD = REPO / "tools" / "sim" / "board"
 EXIT_DEEPSLEEP, EXIT_RESET, EXIT_WDT = 75, 76, 77
 DEFAULT_BASE = "Erdgeschoss/Wohnzimmer"
 
+sys.path[:0] = [str(REPO / "tools"), str(REPO / "lib")]
+from nodectl.common import (  # noqa: E402
+    Refused,
+    ToolFailed,
+    parse_broker,
+    probe_broker,
+)
+from nodectl.common import find_micropython as _find_micropython  # noqa: E402
+
+# Which quantities each sensor type reports and their default subtopics: the validator's
+# tables (lib/node/config.py runs unchanged in CPython), so a made-up config cannot disagree.
+from node.config import SUBTOPIC, TYPES  # noqa: E402
+
 
 def find_micropython() -> str:
-    for p in (REPO / ".venv" / "bin" / "micropython", shutil.which("micropython")):
-        if p and Path(p).exists():
-            return str(p)
-    raise SystemExit("micropython not found: run `make venv` first")
+    try:
+        return _find_micropython()
+    except ToolFailed as e:
+        raise SystemExit(f"run.py: {e}") from None
 
 
 def sensors_from_scenario(scenario: dict) -> list[dict]:
     """A sensors list for config.json matching the devices a scenario puts on the board."""
     out: list[dict] = []
     names: set[str] = set()
+    used: set[str] = set()
     for d in scenario.get("devices", []):
         t = d.get("type")
         s: dict = {"type": t}
@@ -71,12 +85,22 @@ def sensors_from_scenario(scenario: dict) -> list[dict]:
         names.add(name)
         if name != t:
             s["name"] = name
+        topics: dict = {}
         if t == "ds18b20":
             s["name"] = "outside" if "outside" not in names else name
-            s["quantities"] = {
-                "temperature": {"topic": "Aussen" if s["name"] == "outside" else name}
-            }
+            topics["temperature"] = "Aussen" if s["name"] == "outside" else s["name"]
             names.add(s["name"])
+        # Two sensors may not publish to one topic (a BME280 and an SHT3x both measure Temp
+        # and Hum): the first keeps the default subtopic, later ones get theirs suffixed.
+        for q in TYPES[t][1]:
+            topic = topics.get(q) or SUBTOPIC.get(q, q)
+            if topic in used:
+                topic = "%s-%s" % (topic, s.get("name", t))
+            used.add(topic)
+            if topic != SUBTOPIC.get(q, q):
+                topics[q] = topic
+        if topics:
+            s["quantities"] = {q: {"topic": v} for q, v in topics.items()}
         out.append(s)
     return out
 
@@ -204,24 +228,19 @@ class Observer:
             pass
 
 
-def parse_broker(s: str) -> tuple[str, int]:
-    host, _, port = s.rpartition(":")
-    if not host:
-        host, port = s, "1883"
-    try:
-        p = int(port)
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected host:port, got %r" % s) from None
-    if not 1 <= p <= 65535:
-        raise argparse.ArgumentTypeError("port out of range in %r" % s)
-    return host, p
+def scenario_file(arg: str | None, cwd: Path | None = None) -> Path:
+    """The scenario as the caller named it, relative to the caller's working directory (the
+    node itself runs in the device folder, where a relative path would find nothing)."""
+    if not arg:
+        return REPO / "tools" / "sim" / "scenarios" / "default.json"
+    p = Path(arg).expanduser()
+    return p if p.is_absolute() else (cwd or Path.cwd()) / p
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="tools/sim/run.py", description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "--broker",
-        type=parse_broker,
         default=os.environ.get("BROKER") or None,
         help="use this broker (host:port) instead of starting mosquitto",
     )
@@ -262,23 +281,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--full", action="store_true", help="print long payloads in full")
     args = ap.parse_args(argv)
-    if isinstance(args.broker, str):
-        args.broker = parse_broker(args.broker)
-
-    scenario_path = (
-        Path(args.scenario)
-        if args.scenario
-        else REPO / "tools" / "sim" / "scenarios" / "default.json"
-    )
-    if not scenario_path.exists():
+    try:
+        if args.broker is not None:
+            args.broker = parse_broker(args.broker)
+            probe_broker(*args.broker)
+    except (Refused, ToolFailed) as e:
+        print("run.py: %s" % e, file=sys.stderr)
+        return 2 if isinstance(e, Refused) else 1
+    scenario_path = scenario_file(args.scenario).resolve()
+    if not scenario_path.is_file():
         print("run.py: no scenario %s" % scenario_path, file=sys.stderr)
         return 2
-    scenario = json.loads(scenario_path.read_text())
+    try:
+        scenario = json.loads(scenario_path.read_text())
+    except ValueError as e:
+        print("run.py: %s: not valid JSON: %s" % (scenario_path, e), file=sys.stderr)
+        return 2
+    for flag, path in (("--config", args.config), ("--secrets", args.secrets)):
+        if path is not None and not path.is_file():
+            print("run.py: %s %s: no such file" % (flag, path), file=sys.stderr)
+            return 2
     work: Path = args.dir
     work.mkdir(parents=True, exist_ok=True)
     dev, state = work / "device", work / "state"
     out = sys.stdout
     broker = None
+    certs_dir = None
     observer = None
     proc: list[subprocess.Popen | None] = [None]
     stopping = threading.Event()
@@ -301,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             sys.path.insert(0, str(REPO))
             from tests.fixtures.broker import Broker, make_certs
 
-            certs = make_certs(Path(tempfile.mkdtemp(prefix="sim-certs-")))
+            # The broker's TLS keys live only as long as this run.
+            certs_dir = tempfile.TemporaryDirectory(prefix="sim-certs-")
+            certs = make_certs(Path(certs_dir.name))
             broker = Broker(work / "broker", certs)
             broker.start()
             host, port = "127.0.0.1", broker.port
@@ -402,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             observer.stop()
         if broker is not None:
             broker.stop()
+        if certs_dir is not None:
+            certs_dir.cleanup()
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
         print("[sim] stopped", file=out)

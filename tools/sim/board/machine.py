@@ -4,6 +4,7 @@ MICROPYPATH). The firmware's own code runs unchanged on it.
 Environment variables:
   SIM_BOARD       board name in boards/ (default "sim") or a path to a board .json
   SIM_BOARDS_DIR  where board names are looked up (default <repo>/boards)
+  SIM_ROOT        the repository (default: found from this file; set it when the board is frozen)
   SIM_SCENARIO    path of a scenario .json (devices, values over time, faults, WiFi, NTP);
                   see tools/sim/board/scenario.py. Without it the buses are empty and tests
                   attach models themselves.

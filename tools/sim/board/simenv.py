@@ -72,8 +72,9 @@ def _save_json(path, obj):
     os.rename(tmp, path)
 
 
-HERE = _dirname(__file__)  # tools/sim/board
-ROOT = _dirname(_dirname(_dirname(HERE)))  # the repository
+# The repository (for boards/ and scenarios). SIM_ROOT names it where this module has no useful
+# __file__: frozen into the device twin.
+ROOT = _getenv("SIM_ROOT") or _dirname(_dirname(_dirname(_dirname(__file__))))
 STATE_DIR = _getenv("SIM_STATE_DIR")  # None: nothing persists (each run is a power-on)
 
 
@@ -116,21 +117,31 @@ class Clock:
 
     speed 0 freezes it: only advance() and sleeps move it, so tests are exact and fast.
     The RTC (time.time(), RTC.datetime()) is the true time plus an offset NTP or RTC.init sets.
+
+    Integer microseconds throughout: on a float32 build (the ESP32, the device twin) a float
+    cannot hold an epoch in seconds, let alone in us. Real time is folded in on every reading,
+    so the interpreter's ticks_us() (which wraps after about 18 minutes) never spans a wrap.
     """
 
     def __init__(self, epoch_us, speed):
         self._base = epoch_us
-        self._real0 = _rt.ticks_us()
+        self._origin = _rt.ticks_us()  # uptime starts where the interpreter's ticks_us() was
+        self._real_last = self._origin
+        self._acc = 0  # real us elapsed x speed in thousandths, folded in by _elapsed()
         self._adv = 0
-        self.speed = speed
+        self.speed = 0
+        self._milli = 0
+        self.set_speed(speed)
         self.rtc_offset_us = 0
         self.override_us = None
         self.hooks = []  # callables(now_us) run on every reading: the watchdog lives here
 
     def _elapsed(self):
-        if self.speed:
-            return int(_rt.ticks_diff(_rt.ticks_us(), self._real0) * self.speed) + self._adv
-        return self._adv
+        if self._milli:
+            now = _rt.ticks_us()
+            self._acc += _rt.ticks_diff(now, self._real_last) * self._milli
+            self._real_last = now
+        return self._adv + self._acc // 1000
 
     def true_us(self):
         """World time in us since 1970 (what NTP would tell)."""
@@ -143,7 +154,7 @@ class Clock:
 
     def uptime_us(self):
         # continuous with the interpreter's ticks_us() at speed 1 (time.py before install)
-        return self.true_us() - self._base + self._real0
+        return self.true_us() - self._base + self._origin
 
     def rtc_us(self):
         """The board's own idea of the time (time.time()), us since 1970."""
@@ -154,7 +165,7 @@ class Clock:
 
     def advance(self, ms):
         """Let ms of simulated time pass at once (no real sleeping)."""
-        self._adv += int(ms * 1000)
+        self._adv += ms * 1000 if isinstance(ms, int) else int(ms * 1000)
         self.true_us()  # run the hooks: an overdue watchdog fires now
 
     def advance_us(self, us):
@@ -163,23 +174,28 @@ class Clock:
 
     def sleep_us(self, us):
         """Sleep in simulated time: real time scaled by speed, never less than asked."""
+        us = int(us)
         target = self._base + self._elapsed() + us
-        if self.speed and us > 0:
-            _rt.sleep_us(int(us / self.speed))
+        if self._milli and us > 0:
+            _rt.sleep_us(us * 1000 // self._milli)
         now = self._base + self._elapsed()
         if now < target:
             self._adv += target - now
         self.true_us()
 
     def set_speed(self, speed):
-        self._adv = self._elapsed()
-        self._real0 = _rt.ticks_us()
+        """Simulated seconds per real second (0: only advance() and sleeps move the clock)."""
+        self._elapsed()  # what passed at the old speed
+        self._real_last = _rt.ticks_us()
         self.speed = speed
+        self._milli = int(speed * 1000 + 0.5) if speed > 0 else 0
 
 
 def _parse_time(v):
     # "2026-06-01T00:00:00Z" or a number of seconds since 1970
-    if isinstance(v, (int, float)):
+    if isinstance(v, int):
+        return v * 1000000
+    if isinstance(v, float):
         return int(v * 1000000)
     s = v.rstrip("Z")
     d, _, t = s.partition("T")
@@ -195,7 +211,7 @@ def _initial_epoch_us():
         return _parse_time(scenario_data["start"])
     if "epoch_us" in _prev and "start" in scenario_data:
         return _prev["epoch_us"]  # a power-on later in the same scenario: the world moved on
-    return int(_rt.time() * 1000000)
+    return _rt.time_ns() // 1000
 
 
 clock = Clock(_initial_epoch_us(), float(_getenv("SIM_SPEED", scenario_data.get("speed", 1))))

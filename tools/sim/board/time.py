@@ -3,8 +3,9 @@
 Kept tiny on purpose (every `import time` loads it): until the simulated board is in use
 (machine/network/... imported, or a SIM_* variable set) it is the interpreter's own time. Then
 ticks_* are simulated uptime, time.time() the simulated RTC (UTC, 1970 epoch as on the Unix
-port), and sleeps sleep simulated time. With SIM_SPEED=1 (the default) and no
-simenv.clock.advance(), that is real time, continuous with what came before.
+port; whole seconds, an int, as on the ESP32), and sleeps sleep simulated time. With
+SIM_SPEED=1 (the default) and no simenv.clock.advance(), that is real time, continuous with
+what came before.
 """
 
 import sys
@@ -39,8 +40,9 @@ def ticks_us():
 
 
 def time():
+    # An int, as on the ESP32: a float32 cannot hold an epoch to the second.
     c = _clock
-    return _rt.time() if c is None else c.rtc_us() / 1000000
+    return _rt.time_ns() // 1000000000 if c is None else c.rtc_us() // 1000000
 
 
 def time_ns():
@@ -50,14 +52,14 @@ def time_ns():
 
 def gmtime(secs=None):
     if secs is None:
-        return _rt.gmtime() if _clock is None else _rt.gmtime(int(time()))
+        return _rt.gmtime() if _clock is None else _rt.gmtime(time())
     return _rt.gmtime(secs)
 
 
 def localtime(secs=None):
     if _clock is None:
         return _rt.localtime() if secs is None else _rt.localtime(secs)
-    return _rt.gmtime(int(time()) if secs is None else secs)  # the board keeps UTC
+    return _rt.gmtime(time() if secs is None else secs)  # the board keeps UTC
 
 
 def sleep(s):

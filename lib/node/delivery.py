@@ -1,0 +1,161 @@
+"""Delivery owns every reading that has not reached the broker yet.
+
+A reading (sensor name + formatted values) is handed over by sensing and from then on is this
+module's business only:
+- online: published live on its value topics (and in the JSON document once the step's sensors
+  are read); the wrapper owns it once it accepted it;
+- refused by the wrapper (outbox full), or offline: one record with its measurement time goes
+  to the durable store (RAM window over CRC-checked segments on flash). While offline each
+  record is written through to flash at once, so a power cut loses no reading already taken;
+- a battery node holds the readings of a wake taken before its network is up (at most HOLD)
+  and publishes them live when it connects, or stores them before it sleeps.
+Stored records are replayed oldest first on B/backlog when the wrapper is idle, and removed
+from the store only when the wrapper is idle again (every one acknowledged). A record handed
+out but not acknowledged at a power cut is sent again after the reboot: each record carries its
+own time ("t", or "up" seconds since boot when the clock was not synced), so a consumer can
+drop the repeat.
+
+    d = Delivery(link, topics, open_store(cfg["spool"]), clock, timekeeper, t_boot, json_doc)
+    d.reading("bme280", [("Temp", "21.5")], now)
+    d.step(now, busy)        # once per loop step: JSON document, backlog replay
+"""
+
+from node.payload import record
+
+REPLAY_BATCH = 10  # backlog records handed to the wrapper per batch
+HOLD = 16  # readings a battery node holds before its first connect of a wake; more go stored
+
+
+def open_store(sp):
+    """The durable store from the config's `spool` section (safe mode opens none)."""
+    from mqtt.store import Store
+
+    return Store(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"])
+
+
+class Delivery:
+    def __init__(self, link, topics, store, clock, tk, t_boot, json_doc=False, hold=False):
+        self.link = link
+        self.topics = topics
+        self.store = store  # None in safe mode: no readings there
+        self.clock = clock
+        self.tk = tk
+        self.t_boot = t_boot
+        self.json_doc = json_doc
+        self.hold = hold  # a battery node before its first connect of this wake
+        self.latest = {}  # subtopic -> text of the newest value (the JSON document's content)
+        self._held = []  # (name, pairs, t, up)
+        self._json_t = False  # False: no document due; else its measurement time (or None)
+        self._out = 0  # backlog records handed to the wrapper, not yet known acknowledged
+
+    # ---- from sensing -------------------------------------------------------------------------
+    def reading(self, name, pairs, now):
+        t = self.tk.unix()
+        up = self.clock.ticks_diff(now, self.t_boot) // 1000
+        for sub, text in pairs:
+            self.latest[sub] = text
+        if self.hold:
+            if len(self._held) < HOLD:
+                self._held.append((name, pairs, t, up))
+            else:
+                self._keep(name, pairs, t, up, True)
+            return
+        link = self.link
+        if link.online():
+            refused = False
+            for sub, text in pairs:
+                if not link.publish(self.topics.value(sub), text):
+                    refused = True  # the wrapper's outbox is full: keep the reading instead
+            if self.json_doc:
+                self._json_t = t  # one document per step, stamped with the measurement time
+            if refused:
+                self._keep(name, pairs, t, up, False)
+            return
+        # Offline: this reading goes to the backlog, so a document still pending from before
+        # the outage must not go out later carrying this value as live.
+        self._json_t = False
+        self._keep(name, pairs, t, up, True)
+
+    def availability(self, name, on):
+        """A sensor came online or went offline (retained; all sent again on connect)."""
+        if self.link.online():
+            text = "online" if on else "offline"
+            self.link.publish(self.topics.sensor_status(name), text, True, 1)
+
+    def _keep(self, name, pairs, t, up, durable):
+        if self.store is None:
+            return
+        self.store.put(record(pairs, t, name, None if t is not None else up))
+        if durable:
+            self.store.flush()  # offline: on flash before the next reading is taken
+
+    # ---- from the loop --------------------------------------------------------------------------
+    def connected(self):
+        """The first connect of a battery node's wake: its held readings go out live."""
+        if not self.hold:
+            return
+        self.hold = False
+        for name, pairs, t, up in self._held:
+            for sub, text in pairs:
+                self.link.publish(self.topics.value(sub), text)
+            if self.json_doc:
+                self.link.publish(self.topics.json, record(pairs, t, name, None if t else up))
+        self._held = []
+
+    def step(self, now, busy, replay=True):
+        """The JSON document once no sensor is mid-conversion; one backlog replay step."""
+        link = self.link
+        if not link.online():
+            return
+        if self._json_t is not False and not busy:
+            t = self._json_t
+            self._json_t = False
+            allv = [(k, self.latest[k]) for k in self.latest]
+            up = self.clock.ticks_diff(now, self.t_boot) // 1000
+            link.publish(self.topics.json, record(allv, t, None, None if t else up))
+        if replay:
+            self._replay()
+
+    def _replay(self):
+        st = self.store
+        if st is None or not self.link.idle():
+            return
+        if self._out:
+            # Everything handed out is acknowledged: it may leave the flash now.
+            st.commit()
+            self._out = 0
+        if not st.depth():
+            return
+        recs = st.peek(REPLAY_BATCH)
+        sent = 0
+        for r in recs:
+            # a corrupt record (None) is skipped but still counted, so commit() removes it
+            if r is not None and not self.link.publish(self.topics.backlog, r, False, 1):
+                break  # the wrapper refused it (outbox full): the rest waits for next time
+            sent += 1
+        if sent < len(recs):
+            st.release()
+            if sent:
+                st.peek(sent)  # reserve exactly what the wrapper took
+        self._out = sent
+
+    def settle(self):
+        """Before a planned DISCONNECT: commit a replayed batch the wrapper has acknowledged."""
+        if self._out and self.store is not None and self.link.online() and self.link.idle():
+            self.store.commit()
+            self._out = 0
+
+    def save(self):
+        """Before reset, deep sleep or stop: held readings to the store, the store to flash."""
+        for name, pairs, t, up in self._held:
+            self._keep(name, pairs, t, up, False)
+        self._held = []
+        if self.store is not None:
+            self.store.flush()
+
+    def pending(self):
+        """Readings not yet handed to the wrapper (held + stored)."""
+        return len(self._held) + (self.store.depth() if self.store is not None else 0)
+
+    def dropped(self):
+        return self.store.dropped if self.store is not None else 0
