@@ -92,18 +92,8 @@ def _hdr(b, t, n):
 
 
 class MQTTClient:
-    def __init__(
-        self,
-        client_id,
-        server,
-        port=0,
-        user=None,
-        password=None,
-        keepalive=60,
-        ssl=None,
-        ssl_params={},
-        **kw,
-    ):
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=60,
+                 ssl=None, ssl_params={}, **kw):
         if not port:
             port = 8883 if ssl else 1883
         if password is not None and user is None:

@@ -240,8 +240,7 @@ def test_500_queued_qos1_after_outage_with_bounded_heap():
     p = harness.proxy(b["port"])
     harness.proxy_mode(p["id"], "refuse")
     o = harness.observe(b["port"], "rb/q500/#", qos=1)
-    c = _client("rb-q500", p["port"], outbox_msgs=500, outbox_bytes=32000, max_inflight=16,
-                outbox_dir=None)  # fmt: skip  # RAM only: the bound and its drops
+    c = _client("rb-q500", p["port"], outbox_msgs=500, outbox_bytes=32000, max_inflight=16)
     c.connect()
     h0 = heap()
     for i in range(600):  # 100 more than fit: the oldest are dropped and counted
