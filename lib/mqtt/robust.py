@@ -93,6 +93,14 @@ def _spill_left(path):
     return any(n.startswith(base) for n in names)
 
 
+def _due(clk, at, now, span):
+    # Deadline `at` (set at most `span` ms ahead) reached? One that reads further ahead than
+    # span was passed more than half the ticks period ago (2^29 ms on the ESP32): due, not
+    # "not yet" for another 6 days.
+    d = clk.ticks_diff(at, now)
+    return d <= 0 or d > span
+
+
 def _as_bytes(t):
     return t.encode() if isinstance(t, str) else bytes(t)
 
@@ -451,7 +459,7 @@ class MQTTClient:
         }
         if self._state == BACKOFF:
             d = self._clock.ticks_diff(self._next_at, self._clock.ticks_ms())
-            s["retry_in_ms"] = d if d > 0 else 0
+            s["retry_in_ms"] = d if 0 < d <= self.backoff.hi else 0
         return s
 
     # ---- the state machine -------------------------------------------------------------------
@@ -464,7 +472,7 @@ class MQTTClient:
         clk = self._clock
         now = clk.ticks_ms()
         w = self._wlan
-        if w is not None and (st == LINK_DOWN or clk.ticks_diff(now, self._link_at) >= 0):
+        if w is not None and (st == LINK_DOWN or _due(clk, self._link_at, now, self._link_poll_ms)):
             self._link_at = clk.ticks_add(now, self._link_poll_ms)
             if not w.isconnected():
                 if st in (CONNECTED, CONNECTING):
@@ -478,7 +486,7 @@ class MQTTClient:
             self._service(now)
         elif st == CONNECTING:
             self._await_connack(now)
-        elif clk.ticks_diff(now, self._next_at) >= 0:
+        elif _due(clk, self._next_at, now, self.backoff.hi):
             self._attempt(now)
 
     def _service(self, now):
@@ -493,7 +501,9 @@ class MQTTClient:
         if self._state != CONNECTED:
             return
         self._flush()
-        if not self._healthy and self._clock.ticks_diff(now, self._up_at) >= self._healthy_ms:
+        # A negative age: up for more than half the ticks period (2^29 ms on the ESP32).
+        d = self._clock.ticks_diff(now, self._up_at)
+        if not self._healthy and (d >= self._healthy_ms or d < 0):
             # Only a connection that lasted resets the pace: "accepted, then kicked" (a
             # duplicate client id, an overloaded broker) keeps backing off.
             self._healthy = True
@@ -648,7 +658,8 @@ class MQTTClient:
     def _await_connack(self, now):
         c = self._c
         try:
-            if self._clock.ticks_diff(now, self._try_at) >= self._ct_ms:
+            d = self._clock.ticks_diff(now, self._try_at)
+            if d >= self._ct_ms or d < 0:
                 raise OSError(110)  # ETIMEDOUT: no TCP connection, or no CONNACK
             p = self._poll
             if p is None:
