@@ -51,10 +51,12 @@ callback_errors, rejected, retry_in_ms.
 import os
 import time
 
+from micropython import const
+
 from mqtt.backoff import Backoff
 from mqtt.client import MQTTClient as _Client
 from mqtt.client import MQTTException
-from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox, decode, encode
+from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox
 
 # States reported by status()["state"].
 STOPPED = "stopped"  # not started, or disconnect() was called
@@ -63,15 +65,15 @@ BACKOFF = "backoff"  # waiting for the next connect attempt
 CONNECTING = "connecting"  # TCP connect or CONNACK under way
 CONNECTED = "connected"
 
-_PID = 4
-_STAGE = 5
-_QUICK_KICK_LIMIT = 3  # this many drops in a row before healthy_ms: likely a duplicate id
-_DNS_FAIL_LIMIT = 3  # this many failed attempts in a row: resolve the host name again
-_FLUSH_BUDGET_MS = 100
-_RX_BATCH = 32  # packets processed per step at most
+_PID = const(4)
+_STAGE = const(5)
+_QUICK_KICK_LIMIT = const(3)  # this many drops in a row before healthy_ms: likely a duplicate id
+_DNS_FAIL_LIMIT = const(3)  # this many failed attempts in a row: resolve the host name again
+_FLUSH_BUDGET_MS = const(100)
+_RX_BATCH = const(32)  # packets processed per step at most
 _IN_PROGRESS = (115, 119, 11)  # EINPROGRESS on Linux and lwIP, EAGAIN
-_PUBACK = 0x40
-_PUBCOMP = 0x70
+_PUBACK = const(0x40)
+_PUBCOMP = const(0x70)
 
 _CONNACK_TEXT = {
     1: "unacceptable protocol version",
@@ -80,17 +82,6 @@ _CONNACK_TEXT = {
     4: "bad user name or password",
     5: "not authorised",
 }
-
-
-def _spill_left(path):
-    """True if an earlier run left spill files at path (path.<n>)."""
-    d, _, base = path.rpartition("/")
-    try:
-        names = os.listdir(d or ".")
-    except OSError:
-        return False
-    base += "."
-    return any(n.startswith(base) for n in names)
 
 
 def _due(clk, at, now, span):
@@ -159,8 +150,11 @@ class MQTTClient:
         self._spill_max = spill_bytes
         self._spill = None
         self._spill_off = not spill_bytes  # disabled, or the filesystem refused it
-        if not self._spill_off and _spill_left(self._spill_path):
-            self._open_spill()
+        if not self._spill_off:
+            from mqtt.spillrec import left
+
+            if left(self._spill_path):
+                self._open_spill()
         self._clean = clean_session
         self._clean_at_start = clean_at_start
         kw = dict(options)
@@ -326,6 +320,8 @@ class MQTTClient:
         sp = self._spill or self._open_spill()
         if sp is None:
             return False
+        from mqtt.spillrec import encode
+
         sp.put(encode(e))
         if sp.errors and not sp.writes:
             self._spill_off = True  # nothing ever reached flash: not writable here
@@ -337,6 +333,8 @@ class MQTTClient:
         n = ob.max_msgs - len(ob)
         if n <= 0:
             return
+        from mqtt.spillrec import decode
+
         recs = sp.peek(n if n < 8 else 8)
         for r in recs:
             if r is not None:  # a torn record is skipped (and counted by the store)
