@@ -331,11 +331,15 @@ class MQTTClient:
             raise OSError(ENOTCONN)
         now = self.ticks()
         w = self._t
+        # An age that reads negative means more than half the ticks period (2^29 ms on the
+        # ESP32) passed without a call: overdue, never "just started".
         if self.inflight:
-            w -= ticks_diff(now, self._ack_t)
+            a = ticks_diff(now, self._ack_t)
+            w = w - a if a >= 0 else 0
         k = self.keepalive * 500
         if k:
-            d = k - ticks_diff(now, self._kt)
+            d = ticks_diff(now, self._kt)
+            d = k - d if d >= 0 else 0
             if d <= 0 and not self._pend:
                 self.ping()
                 d = k
@@ -470,7 +474,10 @@ class MQTTClient:
             h = _PUBLISH | retain | qos << 1 | dup << 3
             n = 4  # topic length and packet id
         else:
-            if ticks_diff(self.ticks(), self._dl) >= 0:  # nothing due yet: skip _due
+            # Nothing due yet: skip _due. _dl is never more than timeout ahead, so a deadline
+            # further ahead was passed more than half the ticks period ago.
+            d = ticks_diff(self._dl, self.ticks())
+            if d <= 0 or d > self._t:
                 self._due()
             h = _PUBLISH | retain
             n = 2

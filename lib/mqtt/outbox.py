@@ -17,7 +17,14 @@ offline, ``"drop"`` refuses them (counted), as fire-and-forget QoS 0 often shoul
     e = ob.first(); ob.pop()
 """
 
-_TOPIC, _MSG, _RETAIN, _QOS, _PID, _STAGE = 0, 1, 2, 3, 4, 5
+from micropython import const
+
+_TOPIC = const(0)
+_MSG = const(1)
+_RETAIN = const(2)
+_QOS = const(3)
+_PID = const(4)
+_STAGE = const(5)
 # Heap an entry costs beyond its topic and payload bytes on the 32-bit ESP32 (the list and
 # its slots, the payload object's header), so max_bytes bounds real memory, not just payload.
 ENTRY_OVERHEAD = 48
@@ -143,27 +150,3 @@ class Inflight:
         self._l = []
         return taken
 
-
-def encode(e):
-    """An outbox entry as one spill-store record: QoS, retain, "r" (raw) or "h" (hex, when the
-    topic or payload holds a newline, which ends a record), topic length, ":", topic, payload."""
-    t, m = e[_TOPIC], e[_MSG]
-    t = t.encode() if isinstance(t, str) else bytes(t)
-    m = m.encode() if isinstance(m, str) else bytes(m)
-    if b"\n" in t or b"\n" in m:
-        from binascii import hexlify
-
-        return b"%d%dh%d:%s%s" % (e[_QOS], e[_RETAIN] and 1, len(t) * 2, hexlify(t), hexlify(m))
-    return b"%d%dr%d:%s%s" % (e[_QOS], e[_RETAIN] and 1, len(t), t, m)
-
-
-def decode(rec):
-    """The outbox entry of an encode()d record (topic and payload as bytes)."""
-    c = rec.index(b":")
-    n = int(rec[3:c])
-    t, m = rec[c + 1 : c + 1 + n], rec[c + 1 + n :]
-    if rec[2] == 104:  # "h"
-        from binascii import unhexlify
-
-        t, m = unhexlify(t), unhexlify(m)
-    return [t, m, rec[1] == 49, rec[0] - 48, 0, 0]

@@ -49,48 +49,43 @@ callback_errors, rejected, retry_in_ms.
 """
 
 import os
+import sys
 import time
+
+from micropython import const
 
 from mqtt.backoff import Backoff
 from mqtt.client import MQTTClient as _Client
 from mqtt.client import MQTTException
-from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox, decode, encode
+from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox
 
-# States reported by status()["state"].
-STOPPED = "stopped"  # not started, or disconnect() was called
-LINK_DOWN = "link_down"  # waiting for the WLAN station to come up
-BACKOFF = "backoff"  # waiting for the next connect attempt
-CONNECTING = "connecting"  # TCP connect or CONNACK under way
-CONNECTED = "connected"
+from mqtt.state import BACKOFF, CONNECTED, CONNECTING, LINK_DOWN, STOPPED  # noqa: F401
 
-_PID = 4
-_STAGE = 5
-_QUICK_KICK_LIMIT = 3  # this many drops in a row before healthy_ms: likely a duplicate id
-_DNS_FAIL_LIMIT = 3  # this many failed attempts in a row: resolve the host name again
-_FLUSH_BUDGET_MS = 100
-_RX_BATCH = 32  # packets processed per step at most
-_IN_PROGRESS = (115, 119, 11)  # EINPROGRESS on Linux and lwIP, EAGAIN
-_PUBACK = 0x40
-_PUBCOMP = 0x70
-
-_CONNACK_TEXT = {
-    1: "unacceptable protocol version",
-    2: "client id rejected",
-    3: "server unavailable",
-    4: "bad user name or password",
-    5: "not authorised",
-}
+_PID = const(4)
+_STAGE = const(5)
+_QUICK_KICK_LIMIT = const(3)  # this many drops in a row before healthy_ms: likely a duplicate id
+_FLUSH_BUDGET_MS = const(100)
+_RX_BATCH = const(32)  # packets processed per step at most
+_PUBACK = const(0x40)
+_PUBCOMP = const(0x70)
 
 
-def _spill_left(path):
-    """True if an earlier run left spill files at path (path.<n>)."""
-    d, _, base = path.rpartition("/")
+def _unload_connect_path():
+    # Connected: the connect path (mqtt.rconnect, about 3 KB on the ESP32) leaves the heap
+    # until the next connect imports it again.
+    sys.modules.pop("mqtt.rconnect", None)
     try:
-        names = os.listdir(d or ".")
-    except OSError:
-        return False
-    base += "."
-    return any(n.startswith(base) for n in names)
+        delattr(sys.modules["mqtt"], "rconnect")
+    except (AttributeError, KeyError):
+        pass
+
+
+def _due(clk, at, now, span):
+    # Deadline `at` (set at most `span` ms ahead) reached? One that reads further ahead than
+    # span was passed more than half the ticks period ago (2^29 ms on the ESP32): due, not
+    # "not yet" for another 6 days.
+    d = clk.ticks_diff(at, now)
+    return d <= 0 or d > span
 
 
 def _as_bytes(t):
@@ -151,8 +146,11 @@ class MQTTClient:
         self._spill_max = spill_bytes
         self._spill = None
         self._spill_off = not spill_bytes  # disabled, or the filesystem refused it
-        if not self._spill_off and _spill_left(self._spill_path):
-            self._open_spill()
+        if not self._spill_off:
+            from mqtt.spillrec import left
+
+            if left(self._spill_path):
+                self._open_spill()
         self._clean = clean_session
         self._clean_at_start = clean_at_start
         kw = dict(options)
@@ -318,6 +316,8 @@ class MQTTClient:
         sp = self._spill or self._open_spill()
         if sp is None:
             return False
+        from mqtt.spillrec import encode
+
         sp.put(encode(e))
         if sp.errors and not sp.writes:
             self._spill_off = True  # nothing ever reached flash: not writable here
@@ -329,6 +329,8 @@ class MQTTClient:
         n = ob.max_msgs - len(ob)
         if n <= 0:
             return
+        from mqtt.spillrec import decode
+
         recs = sp.peek(n if n < 8 else 8)
         for r in recs:
             if r is not None:  # a torn record is skipped (and counted by the store)
@@ -451,7 +453,7 @@ class MQTTClient:
         }
         if self._state == BACKOFF:
             d = self._clock.ticks_diff(self._next_at, self._clock.ticks_ms())
-            s["retry_in_ms"] = d if d > 0 else 0
+            s["retry_in_ms"] = d if 0 < d <= self.backoff.hi else 0
         return s
 
     # ---- the state machine -------------------------------------------------------------------
@@ -464,7 +466,7 @@ class MQTTClient:
         clk = self._clock
         now = clk.ticks_ms()
         w = self._wlan
-        if w is not None and (st == LINK_DOWN or clk.ticks_diff(now, self._link_at) >= 0):
+        if w is not None and (st == LINK_DOWN or _due(clk, self._link_at, now, self._link_poll_ms)):
             self._link_at = clk.ticks_add(now, self._link_poll_ms)
             if not w.isconnected():
                 if st in (CONNECTED, CONNECTING):
@@ -477,9 +479,17 @@ class MQTTClient:
         if st == CONNECTED:
             self._service(now)
         elif st == CONNECTING:
-            self._await_connack(now)
-        elif clk.ticks_diff(now, self._next_at) >= 0:
-            self._attempt(now)
+            from mqtt.rconnect import await_connack
+
+            await_connack(self, now)
+        elif _due(clk, self._next_at, now, self.backoff.hi):
+            from mqtt.rconnect import attempt
+
+            attempt(self, now)
+        else:
+            return
+        if self._state == CONNECTED:
+            _unload_connect_path()
 
     def _service(self, now):
         c = self._c
@@ -493,7 +503,9 @@ class MQTTClient:
         if self._state != CONNECTED:
             return
         self._flush()
-        if not self._healthy and self._clock.ticks_diff(now, self._up_at) >= self._healthy_ms:
+        # A negative age: up for more than half the ticks period (2^29 ms on the ESP32).
+        d = self._clock.ticks_diff(now, self._up_at)
+        if not self._healthy and (d >= self._healthy_ms or d < 0):
             # Only a connection that lasted resets the pace: "accepted, then kicked" (a
             # duplicate client id, an overloaded broker) keeps backing off.
             self._healthy = True
@@ -570,192 +582,6 @@ class MQTTClient:
             self.log(False, self.last_error)
             return
         s[1] = True
-
-    def _resolve(self):
-        c = self._c
-        if not self._own_sock:
-            return
-        if c.addr is not None and not (self._fails and self._fails % _DNS_FAIL_LIMIT == 0):
-            return
-        # First connect, or repeated failures: resolve again, but keep the last good address
-        # if the name server is unreachable too.
-        gai = self._resolver
-        if gai is None:
-            import socket
-
-            gai = socket.getaddrinfo
-        try:
-            c.addr = gai(c.server, c.port, 0, 1)[0]  # SOCK_STREAM is 1 on lwIP and Linux
-        except OSError:
-            if c.addr is None:
-                raise
-
-    def _attempt(self, now):
-        self.attempts += 1
-        self._phase_clean = not self._booted and self._clean_at_start and not self._clean
-        try:
-            self._resolve()
-            self._open(now)
-        except (OSError, MQTTException) as e:
-            self._abort()
-            self._failed(e)
-            return
-        self._state = CONNECTING
-        self._await_connack(now)
-
-    def _open(self, now):
-        # Start a connection. With our own sockets the TCP connect does not block: it is
-        # started here and finished across steps (_await_connack); with an injected socket
-        # factory the client opens the link itself.
-        self._try_at = now
-        self._poll = None
-        if not self._own_sock:
-            self._c.begin_connect(self._phase_clean or self._clean, self._ct_ms / 1000)
-            return
-        import socket
-
-        a = self._c.addr
-        if a is None:
-            raise OSError(-2)  # not resolved (cannot happen after _resolve)
-        s = socket.socket(a[0], socket.SOCK_STREAM, a[2])
-        self._tcp = s
-        s.setblocking(False)
-        try:
-            s.connect(a[-1])
-        except OSError as e:
-            if e.args[0] not in _IN_PROGRESS:
-                raise
-
-    def _tcp_done(self, ev):
-        # The non-blocking TCP connect finished: hand the socket to the client, which sends
-        # CONNECT (and makes the TLS handshake, bounded by connect_timeout).
-        s = self._tcp
-        if s is None or ev & 0x18:  # POLLHUP | POLLERR: refused or unreachable
-            raise OSError(111)  # ECONNREFUSED
-        s.setblocking(True)
-        try:
-            s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: same numbers on lwIP and Linux
-        except OSError:
-            pass
-        c = self._c
-        c.sock_factory = lambda client, timeout: s
-        try:
-            c.begin_connect(self._phase_clean or self._clean, self._ct_ms / 1000)
-        finally:
-            c.sock_factory = None
-            self._tcp = None
-
-    def _await_connack(self, now):
-        c = self._c
-        try:
-            if self._clock.ticks_diff(now, self._try_at) >= self._ct_ms:
-                raise OSError(110)  # ETIMEDOUT: no TCP connection, or no CONNACK
-            p = self._poll
-            if p is None:
-                import select
-
-                p = self._poll = select.poll()
-                if self._tcp is not None:
-                    p.register(self._tcp, select.POLLOUT)
-                else:
-                    p.register(c.sock, select.POLLIN)
-            ev = p.poll(0)
-            if not ev:
-                return
-            self._poll = None
-            if self._tcp is not None:
-                self._tcp_done(ev[0][1])
-                return
-            present = c.finish_connect()
-            if self._phase_clean:
-                # Power-up: the clean connect discarded any old session (MQTT-3.1.2-6); now
-                # open the persistent one we keep from here on.
-                self._phase_clean = False
-                c.disconnect()
-                self._booted = True
-                self._open(self._clock.ticks_ms())
-                return
-        except (OSError, MQTTException) as e:
-            self._poll = None
-            self._abort()
-            self._failed(e)
-            return
-        self._connected(bool(present))
-
-    def _connected(self, present):
-        self._present = present
-        self._state = CONNECTED
-        self._up_at = self._clock.ticks_ms()
-        self._healthy = False
-        self._fails = 0
-        self.config_error = False
-        if self.connects:
-            self.reconnects += 1
-        self.connects += 1
-        self._booted = True
-        try:
-            if present:
-                self._resend_inflight()
-                for t in self._unsubs:
-                    self._c.unsubscribe(t)
-                self._unsubs = []
-                for t in self._sub_order:  # made while offline: not in the broker's session
-                    if not self._subs[t][1] and t not in self._rejected:
-                        self._sub_one(t)
-            else:
-                # A new session: in-flight messages go again as new publishes, ahead of the
-                # rest, and every subscription is made again.
-                self.outbox.requeue(self.inflight.take_all())
-                self._unsubs = []
-                for t in self._sub_order:
-                    self._subs[t][1] = False
-                    if t not in self._rejected:
-                        self._sub_one(t)
-        except (OSError, MQTTException) as e:
-            self._drop(e)
-            return
-        self.log(True, "connected, session present %d" % present)
-        if self.on_connect:
-            self._user(self.on_connect, present)
-        if self._state == CONNECTED:
-            self._flush()
-
-    def _resend_inflight(self):
-        # MQTT-4.4.0-1: on a resumed session unacknowledged PUBLISH packets go again with
-        # DUP=1 (MQTT-3.3.1-1) and their original ids; PUBRELs for QoS 2 ones already PUBREC'd.
-        c = self._c
-        for e in self.inflight.entries():
-            if e[_STAGE]:
-                c.pubrel(e[_PID])
-            else:
-                c.publish(e[0], e[1], e[2], e[3], pid=e[_PID], dup=True)
-
-    def _failed(self, e):
-        self._fails += 1
-        self._state = BACKOFF
-        code = e.code if isinstance(e, MQTTException) else None
-        if code in (1, 2, 4, 5) or isinstance(code, str) and code.startswith("TLS"):
-            # Configuration errors (refused credentials or id, a certificate that does not
-            # verify): retrying fast cannot help; report clearly and go slow.
-            self.config_error = True
-            if isinstance(code, str):
-                self.last_error = "connect failed: %s; check the configuration" % code
-            else:
-                self.last_error = "connection refused: CONNACK %d (%s); check the configuration" % (
-                    code,
-                    _CONNACK_TEXT[code],
-                )
-            delay = self.backoff.slowest()
-        else:
-            if code == 3:
-                self.last_error = "connection refused: CONNACK 3 (server unavailable)"
-            elif isinstance(e, OSError) and e.args and e.args[0] == 110:
-                self.last_error = "connect failed: timed out"
-            else:
-                self.last_error = "connect failed: %r" % (e,)
-            delay = self.backoff.next()
-        self._next_at = self._clock.ticks_add(self._clock.ticks_ms(), delay)
-        self.log(True, self.last_error)
 
     def _abort(self):
         # Close without DISCONNECT (the broker then publishes our will, as it should).

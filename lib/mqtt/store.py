@@ -1,21 +1,22 @@
-"""Durable store: records kept on flash until they are delivered, replayed oldest first. The
-node keeps its undelivered readings here, and the robust wrapper spills its outbox here when it
-is full (mqtt.robust, ``outbox_dir``).
+"""Durable store: records kept until their consumer commits them, oldest first.
 
+One store serves the robust wrapper (its outbox spills here) and the node (readings, backlog).
 New records go to a small RAM ring; every `batch` records the ring is appended to flash in one
 write (sparing the flash). The flash part is a few segment files `<path>.<n>`, append-only, one
-record per line with a CRC-32 so a line torn by a power cut is recognised and skipped. The
-total is bounded by `max_bytes`: when it would be exceeded the oldest segment is dropped and
-its unread records counted in `dropped`. The read position is kept in `<path>.pos`, written
-when a replayed batch is committed, so a reboot neither loses flushed records nor replays
-committed ones.
+record per line with a CRC-32 so a line torn by a power cut is recognised and skipped: a
+record is either whole or ignored. The total is bounded by `max_bytes`: when it would be
+exceeded the oldest segment is dropped and its unread records counted in `dropped` (never
+silent; `status()` reports it). The read position is kept in `<path>.pos` (written to a temp
+file, then renamed), updated when a batch is committed, so a reboot neither loses flushed
+records nor replays committed ones. With `path=None` the store is the RAM ring only: when
+full the oldest record goes and is counted in `dropped`.
 
-    sp = Store("spool.dat", ram=16, max_bytes=32768, batch=8)
-    sp.put(b'{"t":1763784000,"s":"bme280","Temp":21.5}')
-    recs = sp.peek(10)      # oldest first, reserved until commit()
+    st = Store("spool.dat", ram=16, max_bytes=32768, batch=8)
+    st.put(b'{"t":1763784000,"s":"bme280","Temp":21.5}')
+    recs = st.peek(10)      # oldest first, reserved until commit()
     ...publish them...
-    sp.commit()             # once the broker has them
-    sp.flush()              # before sleep or reset: RAM ring to flash
+    st.commit()             # once the broker has them
+    st.flush()              # before sleep or reset: RAM ring to flash
 """
 
 import os
@@ -43,7 +44,7 @@ def _parse(line):
 
 class Store:
     def __init__(self, path="spool.dat", ram=16, max_bytes=32768, batch=8):
-        self.path = path
+        self.path = path  # None: RAM ring only
         self.ram_size = ram
         self.max_bytes = max_bytes
         self.seg_bytes = max(256, max_bytes // _SEGMENTS)
@@ -54,15 +55,16 @@ class Store:
         self.writes = 0  # flash append operations (for diagnostics and the bench)
         self.errors = 0  # flash write failures (records then stay in RAM)
         self._reserved = 0  # records handed out by peek() and not yet committed
-        d = path.rfind("/")
-        self._dir = path[:d] if d >= 0 else ""
-        self._base = path[d + 1 :]
         self._segs = []  # segment numbers present, ascending
         self._sizes = {}
         self._pos_seg = 0
         self._pos_off = 0
         self._count = 0  # unread records on flash (from the read position)
-        self._open()
+        if path is not None:
+            d = path.rfind("/")
+            self._dir = path[:d] if d >= 0 else ""
+            self._base = path[d + 1 :]
+            self._open()
 
     # -- files ---------------------------------------------------------------------------
     def _seg_path(self, n):
@@ -208,9 +210,14 @@ class Store:
             self.flush()
 
     def flush(self):
-        """Append the RAM ring to flash now (call before deep sleep or reset)."""
+        """Append the RAM ring to flash now (call before deep sleep or reset).
+
+        True when nothing is left only in RAM; False without a path or when the write failed.
+        """
         if not self._ram:
             return True
+        if self.path is None:
+            return False
         # Reservations count from the head (flash, then RAM); appending the ring to the flash
         # tail keeps that order, so they stay valid as they are.
         try:
@@ -224,6 +231,25 @@ class Store:
     def depth(self):
         """Records waiting (flash + RAM), including reserved ones."""
         return self._count + len(self._ram)
+
+    pending = depth
+
+    def __len__(self):
+        return self._count + len(self._ram)
+
+    def used(self):
+        """Bytes on flash (segment files), the figure bounded by max_bytes."""
+        return self._total()
+
+    def status(self):
+        return {
+            "pending": self._count + len(self._ram),
+            "bytes": self._total(),
+            "max_bytes": self.max_bytes,
+            "dropped": self.dropped,
+            "corrupt": self.corrupt,
+            "errors": self.errors,
+        }
 
     def peek(self, n):
         """Up to n oldest records (bytes), reserved until commit(); [] when empty."""

@@ -5,6 +5,7 @@ import needs
 import gc
 import micropython
 from errno import ETIMEDOUT, ENOTCONN
+from time import ticks_add
 from mqtt.client import MQTTClient, MQTTException
 from fakebroker import FakeBroker, FakeSocket, connected, packet
 
@@ -463,3 +464,28 @@ def test_tls_ca_file_that_does_not_load_is_mqttexception():
     e = _raises(MQTTException, c.connect)
     assert e.code.startswith("TLS "), e.code
     assert fb.sock.closed and c.sock is None
+
+
+def _gap(clock):
+    # Jump over more than half the ticks period (2^29 ms on the ESP32): a remembered tick
+    # now reads as being in the future.
+    half = ticks_add(0, -1) // 2 + 1
+    clock.advance(half - 1)
+    clock.advance(10000)
+
+
+def test_qos0_publish_after_a_gap_over_half_the_ticks_period_still_pings():
+    c, fb = connected(keepalive=10)
+    c.publish(b"t", b"m")
+    _gap(fb.clock)
+    c.publish(b"t", b"m")  # the keepalive deadline was passed long ago: ping now
+    assert 0xC0 in fb.types()
+
+
+def test_inflight_ack_overdue_after_a_gap_over_half_the_ticks_period():
+    c, fb = connected(keepalive=0, max_inflight=4)
+    fb.drop.add(0x30)  # the PUBLISH is never acked
+    c.publish(b"t", b"m", qos=1)
+    _gap(fb.clock)
+    e = _raises(OSError, c.check_msg)
+    assert e.errno == ETIMEDOUT and c.sock is None

@@ -523,3 +523,56 @@ def test_station_drop_while_connecting_aborts_the_attempt():
     wlan.up = True
     _run(c, clk, 2000)
     assert c.is_connected()
+
+
+def _gap(clk):
+    # More than half the ticks period without a call (2^29 ms on the ESP32): every remembered
+    # tick now reads as being in the future.
+    clk.advance(clk.period // 2 + 10000)
+
+
+def test_backoff_retry_not_stalled_by_a_gap_over_half_the_ticks_period():
+    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=8000)
+    sw.up = False
+    c.connect()
+    assert sw.calls == 1 and c.status()["state"] == "backoff"
+    _gap(clk)
+    sw.up = True
+    _run(c, clk, 100)
+    assert c.is_connected() and sw.calls == 2
+
+
+def test_healthy_timer_not_stalled_by_a_gap_over_half_the_ticks_period():
+    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=8000, healthy_ms=30000, keepalive=0)
+    sw.up = False
+    c.connect()
+    _run(c, clk, 3000)
+    sw.up = True
+    _run(c, clk, 3000)
+    assert c.is_connected() and c.backoff.attempts > 0
+    _gap(clk)
+    _run(c, clk, 100)
+    assert c.is_connected() and c.backoff.attempts == 0  # it stayed up: the pace resets
+
+
+def test_connack_wait_times_out_after_a_gap_over_half_the_ticks_period():
+    c, fb, clk, sw = fake_robust(backoff_min=1000, backoff_max=8000, connect_timeout=2)
+    fb.connack = None  # TCP accepted, CONNACK never comes
+    c.connect(wait=False)
+    c.step()
+    assert c.status()["state"] == "connecting"
+    _gap(clk)
+    c.step()
+    assert c.status()["state"] == "backoff"
+
+
+def test_link_poll_not_stalled_by_a_gap_over_half_the_ticks_period():
+    w = FakeWLAN()
+    c, fb, clk, sw = fake_robust(wlan=w, link_poll_ms=250, keepalive=0)
+    c.connect()
+    _run(c, clk, 1000)
+    assert c.is_connected()
+    _gap(clk)
+    w.up = False
+    _run(c, clk, 500)
+    assert c.status()["state"] == "link_down"

@@ -4,7 +4,7 @@
 import time
 
 import harness
-from mqtt.outbox import decode, encode
+from mqtt.spillrec import decode, encode
 from robust_util import check_dups, fake_robust, publishes, Wire
 from tmpdir import fresh_dir
 
