@@ -65,6 +65,30 @@ CASES = [
     ),
     ("board", _DEL, ['board: missing, expected a board name from boards/ like "esp32-devkitc"']),
     (
+        "board",
+        "esp32-c3-super-mini",
+        [
+            'board: unknown board "esp32-c3-super-mini" (did you mean "esp32-c3-supermini"?); known: esp32-c3-supermini, esp32-devkitc, esp32-s3-devkitc, lolin-d32, sim'
+        ],
+    ),
+    (
+        "board",
+        "esp32",
+        [
+            'board: unknown board "esp32" (did you mean "esp32-devkitc"?); known: esp32-c3-supermini, esp32-devkitc, esp32-s3-devkitc, lolin-d32, sim'
+        ],
+    ),
+    (
+        "sensors[0].address",
+        "76",
+        ['sensors[0].address: expected an I2C address like "0x76" (did you mean 0x76?), got "76"'],
+    ),
+    (
+        "sensors[0].address",
+        "3c",
+        ['sensors[0].address: expected an I2C address like "0x76" (did you mean 0x3c?), got "3c"'],
+    ),
+    (
         "topic",
         "a/#",
         [
@@ -96,7 +120,9 @@ CASES = [
     (
         "wifi",
         _DEL,
-        ['wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}]'],
+        [
+            'wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}] (usually in secrets.json, merged over config.json)'
+        ],
     ),
     (
         "wifi[0].password",
@@ -184,7 +210,7 @@ CASES = [
         "sensors[1].rom",
         "28ff",
         [
-            'sensors[1].rom: expected a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c1603a1", got "28ff"'
+            'sensors[1].rom: expected a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c16030a", got "28ff"'
         ],
     ),
     (
@@ -359,9 +385,21 @@ def test_i2c_address_forms():
     assert config.parse_i2c_address("0x76") == 0x76
     assert config.parse_i2c_address("0X77") == 0x77
     assert config.parse_i2c_address(118) == 0x76
-    assert config.parse_i2c_address("118") == 0x76
-    for bad in ("76x", "0x", "0x07", 0x78, True, None, 1.5, "0xZZ"):
+    # bare digits are refused: "76" from i2cdetect means 0x76, not decimal 76 (0x4c)
+    for bad in ("76x", "0x", "0x07", 0x78, True, None, 1.5, "0xZZ", "76", "118"):
         assert config.parse_i2c_address(bad) is None, bad
+
+
+def test_known_boards_are_the_board_files():
+    # config.BOARDS, board.py's built-in pins and boards/*.json name the same boards.
+    try:
+        files = sorted(f[:-5] for f in os.listdir("boards") if f.endswith(".json"))
+    except OSError:
+        files = None  # run from elsewhere: test_node_board checks the files
+    if files is not None:
+        assert sorted(config.BOARDS) == files
+    assert config.closest("lolin_d32", config.BOARDS) == "lolin-d32"
+    assert config.closest("esp32-s3-devkit", config.BOARDS) == "esp32-s3-devkitc"
 
 
 def _write(path, doc):
