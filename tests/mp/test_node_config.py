@@ -451,7 +451,65 @@ def test_broken_json_without_last_good_gives_none_and_a_message():
     _write(d + "/config.json", '{"version": 1,')
     cfg, src, problems = config.load(d + "/config.json", None, d + "/lg.json")
     assert cfg is None and src is None
-    assert len(problems) == 1 and problems[0].startswith(d + "/config.json: not valid JSON")
+    assert problems == [
+        d + "/config.json: line 1 column 15: the text ends where a key was expected"
+    ]
+
+
+def test_json_the_device_would_accept_is_refused_with_line_and_column():
+    # MicroPython's json reads all three of these; CPython (and config-check) refuses them.
+    good = '{\n  "version": 1,\n  "board": "esp32-devkitc",\n  "interval": 60\n}'
+    cases = [
+        (good.replace("60", "60,"), 'line 4 column 17: a comma before "}" (remove it)'),
+        (good.replace("1,", "1"), 'line 3 column 3: expected "," or "}" (a missing comma?)'),
+        (
+            good.replace('"board":', '"board"'),
+            'line 3 column 11: expected ":" after the key (a missing colon?)',
+        ),
+    ]
+    d = _tmpdir()
+    for text, where in cases:
+        _write(d + "/config.json", text)
+        cfg, src, problems = config.load(d + "/config.json", None, d + "/lg.json")
+        assert cfg is None and problems == [d + "/config.json: " + where], problems
+
+
+def test_strict_json_check_follows_the_grammar():
+    from node.jsoncheck import check
+
+    ok = [
+        '{"a": [1, -0.5, 2e3, 1E-2, 0], "b": {"c": null}, "d": true, "e": false}',
+        r'"K\u00fcche \\ \n \/"',
+        " [ ] ",
+        '{"K\u00fcche": "\u00fc"}',
+    ]
+    for t in ok:
+        assert check(t) is None, t
+    bad = [
+        ("[1,]", 'line 1 column 3: a comma before "]" (remove it)'),
+        ("[1 2]", 'line 1 column 4: expected "," or "]" (a missing comma?)'),
+        ("{'a': 1}", 'line 1 column 2: expected a key in double quotes like "name"'),
+        (
+            '{"a": 01}',
+            "line 1 column 7: a number with a leading zero (JSON has no octal; write it without the 0)",
+        ),
+        ('{"a": 1.}', "line 1 column 9: expected digits after the decimal point"),
+        ('{"a": 1} x', "line 1 column 10: more text after the end of the JSON value"),
+        (
+            '{"a": "x\ty"}',
+            "line 1 column 9: a line break or tab inside a string (write \\n or \\t)",
+        ),
+        (
+            '{"a": "x\\q"}',
+            "line 1 column 9: unknown escape in a string (write \\\\ for a backslash)",
+        ),
+        ('{"\u00fc": 1 2}', 'line 1 column 9: expected "," or "}" (a missing comma?)'),
+        ("", "line 1 column 1: the text ends where a value was expected"),
+        ('{"a": "open', 'line 1 column 12: a string is not closed (a missing ")'),
+        ("[" * 40 + "]" * 40, "line 1 column 33: nested more than 32 deep"),
+    ]
+    for t, want in bad:
+        assert check(t) == want, (t, check(t))
 
 
 def test_command_line_check():
