@@ -292,3 +292,21 @@ def test_result_echoes_id_and_redacts():
         "mqtt": {"password": "***", "user": "u"},
         "wifi": [{"ssid": "a", "password": "***"}],
     }
+
+
+def test_node_clears_a_removed_quantity_after_a_reboot():
+    # the node end to end: config changed between two boots in the same flash folder
+    from node_world import World, doc
+
+    w = World(doc(discovery={"enabled": True}))
+    w.run(500)
+    sent = [(t, p, r) for t, p, r, _ in w.mq.sent if t.endswith("/config")]
+    assert len(sent) == 3 and all(p and r for _, p, r in sent)
+    press = [t for t, _, _ in sent if t.endswith("_pressure/config")][0]
+    q = {"humidity": {"decimals": 1}, "pressure": {"publish": False}}
+    d = doc(discovery={"enabled": True})
+    d["sensors"][0]["quantities"] = q
+    w2 = World(d, fresh=False)
+    w2.run(500)
+    sent = [(t, p, r) for t, p, r, _ in w2.mq.sent if t.endswith("/config")]
+    assert (press, "", True) in sent and len(sent) == 3
