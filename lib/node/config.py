@@ -625,6 +625,11 @@ def check(doc, board_pins=None):
             nm[k] = x
         if nm["password"] is not None and nm["user"] is None:
             c.missing("mqtt.user", "a user name when a password is given")
+        elif nm["user"] is not None and nm["password"] is None:
+            c.msgs.append(
+                "mqtt.password: missing for user %s (passwords usually live in secrets.json,"
+                " merged over config.json)" % _got(nm["user"])
+            )
         ca = m.get("ca")
         if ca is not None:
             c.string("mqtt.ca", ca, 1, 64, 'a CA file name on the device like "ca.pem"')

@@ -157,6 +157,13 @@ CASES = [
         ],
     ),
     ("mqtt.password", "pw", ["mqtt.user: missing, expected a user name when a password is given"]),
+    (
+        "mqtt.user",
+        "node",
+        [
+            'mqtt.password: missing for user "node" (passwords usually live in secrets.json, merged over config.json)'
+        ],
+    ),
     ("mqtt.ca", "ca.pem", ["mqtt.ca: only used with TLS; set mqtt.tls to true"]),
     (
         "mqtt.hots",
