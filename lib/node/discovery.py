@@ -197,13 +197,14 @@ class Announcer:
         m = {"prefix": self.cfg["discovery"]["prefix"], "ids": self._ids}
         if self._saved == m:
             return  # unchanged: no flash write
-        from node.cfgfile import save_json
+        from node import cfgfile, cold
 
         try:
-            save_json(self._memory, m)
+            cfgfile.save_json(self._memory, m)  # atomic: a power cut keeps the old list
             self._saved = m
         except OSError:
             pass  # flash full or read-only: the ids are cleared on a later boot, or never
+        cold.unload("node.cfgfile")  # rare: not worth its heap afterwards
 
     @property
     def status_topic(self):
