@@ -59,6 +59,13 @@ def read_json(p):
             text = f.read()
     except OSError:
         return None, "%s: cannot be read (missing?)" % p
+    from node import cold
+    from node.jsoncheck import check  # the device's json accepts what JSON refuses
+
+    err = check(text)
+    cold.unload("node.jsoncheck")
+    if err:
+        return None, "%s: %s" % (p, err)
     try:
         return json.loads(text), None
     except (ValueError, TypeError) as e:

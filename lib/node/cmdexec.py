@@ -20,7 +20,7 @@ def handle(n, msg, retained, now):
     if cmd is None and err is None:
         return  # retained: a stale command never fires
     if err or cmd is None:
-        _result(n, commands.result(None, False, error=err))
+        _result(n, commands.result(cmd, False, error=err))  # cmd: the request's id, if any
         return
     if n.safe_reason and cmd["cmd"] not in commands.SAFE:
         why = "safe mode (%s): only %s" % (n.safe_reason, ", ".join(commands.SAFE))

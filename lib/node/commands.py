@@ -18,7 +18,7 @@ reconnect), an oversized or malformed one gets an error result.
 | status | - (diagnostics now) |
 
     cmd, err = parse(msg, retained=False, max_bytes=2048)
-    if err: publish(result_topic, result(None, False, error=err))
+    if err: publish(result_topic, result(cmd, False, error=err))   # cmd: the id, or None
 """
 
 import json
@@ -43,7 +43,11 @@ def _num(v):
 
 
 def parse(msg, retained=False, max_bytes=2048, sensors=None):
-    """-> (cmd dict, None), (None, error message), or (None, None) for ignored (retained)."""
+    """-> (cmd dict, None), (echo, error message), or (None, None) for ignored (retained).
+
+    On an error `echo` is None or, when the payload was a JSON object, ``{"cmd": .., "id": ..}``
+    taken from it, so the error result still carries the request's id.
+    """
     if retained:
         return None, None
     if len(msg) > max_bytes:
@@ -68,11 +72,22 @@ def parse(msg, retained=False, max_bytes=2048, sensors=None):
         return None, 'expected a JSON object like {"cmd": "read"}'
     name = c.get("cmd")
     if name not in NAMES:
-        return None, "cmd: expected one of %s, got %s" % (", ".join(NAMES), json.dumps(name))
+        err = "cmd: expected one of %s, got %s" % (", ".join(NAMES), json.dumps(name))
+        return _echo(c), err
     err = _check_args(c, sensors)
     if err:
-        return None, err
+        return _echo(c), err
     return c, None
+
+
+def _echo(c):
+    # Only what result() copies, so a large bad payload is not kept alive for the reply.
+    e = {}
+    if "id" in c:
+        e["id"] = c["id"]
+    if isinstance(c.get("cmd"), str):
+        e["cmd"] = c["cmd"]
+    return e
 
 
 def _check_args(c, sensors):

@@ -162,7 +162,11 @@ def _slug_ok(s):
 
 
 def parse_i2c_address(v):
-    """Return the 7-bit address from "0x76", 118 or "118"; None when it is not one."""
+    """Return the 7-bit address from "0x76" or 118; None when it is not one.
+
+    A string of bare digits ("76", as i2cdetect prints it) is refused: it reads as decimal
+    to a program and as hex to a person, and the two are different devices.
+    """
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
@@ -172,8 +176,6 @@ def parse_i2c_address(v):
         try:
             if s.startswith("0x") and len(s) > 2:
                 a = int(s[2:], 16)
-            elif s.isdigit():
-                a = int(s)
             else:
                 return None
         except ValueError:
@@ -181,6 +183,62 @@ def parse_i2c_address(v):
     else:
         return None
     return a if 0x08 <= a <= 0x77 else None
+
+
+def _hex_hint(v):
+    # "76" is what i2cdetect prints for 0x76: say so rather than guess either way.
+    if isinstance(v, str) and 1 <= len(v.strip()) <= 2:
+        try:
+            if 0x08 <= int(v.strip(), 16) <= 0x77:
+                return " (did you mean 0x%s?)" % v.strip().lower()
+        except ValueError:
+            pass
+    return ""
+
+
+# Boards the node knows without a file (lib/node/board.py has their pins; tests keep the two
+# and boards/*.json equal). A board file of another name on the device is known too.
+BOARDS = ("esp32-devkitc", "esp32-s3-devkitc", "esp32-c3-supermini", "lolin-d32", "sim")
+
+
+def known_boards(dirs=("boards", "lib/boards")):
+    """The built-in board names plus those of board files in `dirs`, sorted."""
+    import os
+
+    names = list(BOARDS)
+    for d in dirs:
+        try:
+            files = os.listdir(d)
+        except OSError:
+            continue
+        for f in files:
+            if f.endswith(".json") and f[:-5] not in names:
+                names.append(f[:-5])
+    return sorted(names)
+
+
+def _distance(a, b):
+    # Levenshtein distance, one row at a time (names are at most 32 characters).
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        prev, row[0] = row[0], i
+        for j in range(1, len(b) + 1):
+            cur = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
+            prev, row[j] = row[j], cur
+    return row[len(b)]
+
+
+def closest(word, names):
+    """The name most like `word`: fewest edits, a shared beginning counted in its favour."""
+    best, score = None, None
+    for n in names:
+        k = 0
+        while k < len(word) and k < len(n) and word[k] == n[k]:
+            k += 1
+        d = _distance(word, n) - k
+        if score is None or d < score:
+            best, score = n, d
+    return best
 
 
 def _check_filter(c, path, f, out):
@@ -356,7 +414,7 @@ def check_sensor(c, path, s, names, used_topics, board_pins):
         else:
             addr = parse_i2c_address(a)
             if addr is None:
-                c.bad(path + ".address", _I2C_FORM, a)
+                c.bad(path + ".address", _I2C_FORM + _hex_hint(a), a)
             n["address"] = addr
         b = s.get("bus", 0)
         c.integer(path + ".bus", b, 0, 1)
@@ -381,7 +439,7 @@ def check_sensor(c, path, s, names, used_topics, board_pins):
                 except ValueError:
                     ok = False
             if not ok:
-                c.bad(path + ".rom", 'a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c1603a1"', r)
+                c.bad(path + ".rom", 'a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c16030a"', r)
             n["rom"] = r
     iv = s.get("interval")
     if iv is not None:
@@ -467,6 +525,13 @@ def check(doc, board_pins=None):
         c.missing("board", 'a board name from boards/ like "esp32-devkitc"')
     elif not (isinstance(b, str) and 1 <= len(b) <= 32 and _slug_ok(b)):
         c.bad("board", 'a board name from boards/ like "esp32-devkitc"', b)
+    else:
+        known = known_boards()
+        if b not in known:
+            c.msgs.append(
+                "board: unknown board %s (did you mean %s?); known: %s"
+                % (_got(b), _got(closest(b, known)), ", ".join(known))
+            )
     out["board"] = b
     t = doc.get("topic")
     tform = 'a base topic like "Erdgeschoss/Wohnzimmer" (no +, #, $, leading or trailing /)'
@@ -496,7 +561,7 @@ def check(doc, board_pins=None):
     nw = []
     wform = 'a list of networks like [{"ssid": "home", "password": "..."}]'
     if w is None:
-        c.missing("wifi", wform)
+        c.missing("wifi", wform + " (usually in secrets.json, merged over config.json)")
     elif isinstance(w, dict):
         w = [w]
     if w is not None:
@@ -560,6 +625,11 @@ def check(doc, board_pins=None):
             nm[k] = x
         if nm["password"] is not None and nm["user"] is None:
             c.missing("mqtt.user", "a user name when a password is given")
+        elif nm["user"] is not None and nm["password"] is None:
+            c.msgs.append(
+                "mqtt.password: missing for user %s (passwords usually live in secrets.json,"
+                " merged over config.json)" % _got(nm["user"])
+            )
         ca = m.get("ca")
         if ca is not None:
             c.string("mqtt.ca", ca, 1, 64, 'a CA file name on the device like "ca.pem"')

@@ -2,11 +2,14 @@
 
 Ids use HA's alphabet ``[a-zA-Z0-9_-]`` (``slug("Küche") == "kueche"``); the unique id is the
 MAC plus sensor and quantity, so it stays stable across renames of the base topic. Availability
-lists the node and the sensor ("all" must be online). `expire_after` is 2.5 x the interval so
-a silent node turns unavailable without flapping on one missed reading. The node calls
-`Announcer.step()` from its loop: one message per step, and after ``homeassistant/status``
-says ``online`` the whole set again after a random delay (so a house full of nodes does not
-answer HA's restart at the same instant).
+lists the node and the sensor ("all" must be online). `expire_after` is the longest gap the
+quantity's filters allow between two publishes plus 1.5 intervals (so one missed reading does
+not flap), and left out when a `delta` filter without `heartbeat` allows no bound. The node
+calls `Announcer.step()` from its loop: one message per step, and after
+``homeassistant/status`` says ``online`` the whole set again after a random delay (so a house
+full of nodes does not answer HA's restart at the same instant). The ids announced last are
+kept in a small file; one no longer configured (a sensor removed or renamed) gets an empty
+retained config first, which makes HA delete the entity.
 
     a = Announcer(cfg, topics, mac_hex="a4cf12345678", fw="1.0.0")
     a.schedule(now_ms, delay_ms=0)
@@ -71,6 +74,40 @@ def unique_id(mac_hex, sensor, quantity):
     return "%s_%s_%s" % (mac_hex, slug(sensor), slug(quantity))
 
 
+MEMORY = "discovery.json"  # {"prefix": .., "ids": [object ids]} as last announced
+MAX_IDS = 40  # 8 sensors x 5 quantities; ids beyond are not remembered (never cleared later)
+
+
+def object_id(sensor, quantity):
+    return "%s_%s" % (slug(sensor), slug(quantity))
+
+
+def longest_gap(q, interval):
+    """Most seconds the quantity's filters let pass between two publishes; None: no bound.
+
+    Readings come every `interval` s and the gate decides at a reading, so a wait of `seconds`
+    ends at the first reading after it. `delta` may hold a steady value back for ever unless a
+    `heartbeat` forces it out; `throttle` only spaces publishes out.
+    """
+    hb = thr = None
+    delta = False
+    for f in q.get("filters", ()):
+        t = f["type"]
+        if t == "heartbeat":
+            hb = f["seconds"]
+        elif t == "throttle":
+            thr = f["seconds"]
+        elif t == "delta":
+            delta = True
+    if delta:
+        if hb is None:
+            return None
+        wait = hb
+    else:
+        wait = thr or interval
+    return -(-wait // interval) * interval  # rounded up to whole intervals
+
+
 def payload(cfg, topics, mac_hex, sensor, quantity, q, fw="0", interval=None):
     """The discovery config for one quantity, as a JSON string."""
     dc, unit = CLASSES.get(quantity, (None, None))
@@ -91,7 +128,6 @@ def payload(cfg, topics, mac_hex, sensor, quantity, q, fw="0", interval=None):
         "availability_mode": "all",
         "payload_available": "online",
         "payload_not_available": "offline",
-        "expire_after": int(interval * 5 // 2),
         "suggested_display_precision": q["decimals"],
         "device": {
             "identifiers": [mac_hex],
@@ -102,6 +138,9 @@ def payload(cfg, topics, mac_hex, sensor, quantity, q, fw="0", interval=None):
             "connections": [["mac", ":".join(mac_hex[i : i + 2] for i in range(0, 12, 2))]],
         },
     }
+    gap = longest_gap(q, interval)
+    if gap is not None:
+        d["expire_after"] = gap + interval * 3 // 2
     if dc:
         d["device_class"] = dc
     if unit:
@@ -116,7 +155,7 @@ def payload(cfg, topics, mac_hex, sensor, quantity, q, fw="0", interval=None):
 class Announcer:
     """Publishes the discovery set one message per step, on schedule."""
 
-    def __init__(self, cfg, topics, mac_hex, fw="0", rand=None):
+    def __init__(self, cfg, topics, mac_hex, fw="0", rand=None, memory=MEMORY):
         self.cfg = cfg
         self.topics = topics
         self.mac = mac_hex
@@ -129,12 +168,43 @@ class Announcer:
                 q = s["quantities"][qn]
                 if q.get("publish", True):
                     self._items.append((s, qn, q))
+        self._memory = memory
+        self._saved = None  # the memory file's content as read or last written
+        self._clear = []  # config topics of ids announced before and no longer configured
+        self._ids = [object_id(s["name"], qn) for s, qn, _ in self._items][:MAX_IDS]
+        self._load_memory()
         self.rounds = 0
         if rand is None:
             import random
 
             rand = random.getrandbits
         self._rand = rand
+
+    def _load_memory(self):
+        try:
+            with open(self._memory) as f:
+                m = json.load(f)
+            old_prefix, old = m["prefix"], m["ids"][:MAX_IDS]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # none yet, or unreadable: nothing known to clear
+        self._saved = m
+        new_prefix = self.cfg["discovery"]["prefix"]
+        for oid in old:
+            if old_prefix != new_prefix or oid not in self._ids:
+                self._clear.append("%s/sensor/%s/%s/config" % (old_prefix, self.mac, oid))
+
+    def _save_memory(self):
+        m = {"prefix": self.cfg["discovery"]["prefix"], "ids": self._ids}
+        if self._saved == m:
+            return  # unchanged: no flash write
+        from node import cfgfile, cold
+
+        try:
+            cfgfile.save_json(self._memory, m)  # atomic: a power cut keeps the old list
+            self._saved = m
+        except OSError:
+            pass  # flash full or read-only: the ids are cleared on a later boot, or never
+        cold.unload("node.cfgfile")  # rare: not worth its heap afterwards
 
     @property
     def status_topic(self):
@@ -160,9 +230,12 @@ class Announcer:
 
         if self._due is None or ticks_diff(now, self._due) < 0:
             return None
+        if self._clear:
+            return (self._clear.pop(), "")  # empty and retained: HA removes the entity
         if self._i >= len(self._items):
             self._due = None
             self.rounds += 1
+            self._save_memory()
             return None
         s, qn, q = self._items[self._i]
         self._i += 1

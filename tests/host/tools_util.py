@@ -52,7 +52,8 @@ class Project:
         self.config = root / "config.json"
         self.secrets = root / "secrets.json"
         (self.lib / "node").mkdir(parents=True)
-        for mod in ("config.py", "cfgfile.py"):  # the validator and its file helpers
+        # the validator and its file helpers
+        for mod in ("config.py", "cfgfile.py", "jsoncheck.py", "cold.py"):
             shutil.copyfile(REPO / "lib" / "node" / mod, self.lib / "node" / mod)
         self.write("lib/node/__init__.py", "")
         self.write("lib/blink.py", "def on():\n    return 'blink on'\n")

@@ -25,6 +25,21 @@ def test_commands_retained_ignored_malformed_answered_read_now():
     assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp")) == n + 1
 
 
+def test_error_results_carry_the_request_id():
+    w = World()
+    w.run(100)
+    sent = [
+        ('{"cmd":"explode","id":"x"}', "x", "cmd: expected one of"),
+        ('{"cmd":"interval","seconds":0,"id":7}', 7, "seconds"),
+        ('{"cmd":"calibrate","sensor":"nope","id":[1]}', [1], "sensor"),
+    ]
+    for text, want_id, why in sent:
+        w.mq.deliver("Erdgeschoss/Wohnzimmer/cmd", text)
+        w.run(100)
+        r = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/result")[-1])
+        assert r["ok"] is False and r["id"] == want_id and why in r["error"], r
+
+
 def test_calibrate_offset_recomputes_humidity():
     w = World(values={"temperature": 25.0, "humidity": 40.0, "pressure": 1000.0})
     w.run(100)

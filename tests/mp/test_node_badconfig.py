@@ -57,3 +57,22 @@ def test_each_invalid_config_reports_its_message_and_the_node_stays_reachable():
     assert not bad, "\n".join(bad)
     # every case with a last-good copy; safe mode for all whose network settings are usable
     assert checked[0] == len(CASES) and checked[1] >= 40, checked
+
+
+def test_config_with_a_trailing_comma_runs_on_last_good_and_says_where():
+    # the device's json would read this file; the node refuses it as CPython does
+    node_world.tmp()
+    good = base()
+    good["board"] = "sim"
+    config.keep_good(good, "config.lastgood.json")
+    w = World(good, fresh=False)
+    orig = json.dumps(good)
+    with open("config.json", "w") as f:
+        f.write(orig[:-1] + ",\n}")  # a comma after the last member
+    w.build()
+    w.run(300)
+    n = w.node
+    info = json.loads(w.mq.topics(n.topics.info)[-1])
+    assert n.cfg_source == "lastgood" and n.safe_reason is None
+    probs = info["config_problems"]
+    assert probs == ['config.json: line 1 column %d: a comma before "}" (remove it)' % len(orig)]

@@ -65,6 +65,30 @@ CASES = [
     ),
     ("board", _DEL, ['board: missing, expected a board name from boards/ like "esp32-devkitc"']),
     (
+        "board",
+        "esp32-c3-super-mini",
+        [
+            'board: unknown board "esp32-c3-super-mini" (did you mean "esp32-c3-supermini"?); known: esp32-c3-supermini, esp32-devkitc, esp32-s3-devkitc, lolin-d32, sim'
+        ],
+    ),
+    (
+        "board",
+        "esp32",
+        [
+            'board: unknown board "esp32" (did you mean "esp32-devkitc"?); known: esp32-c3-supermini, esp32-devkitc, esp32-s3-devkitc, lolin-d32, sim'
+        ],
+    ),
+    (
+        "sensors[0].address",
+        "76",
+        ['sensors[0].address: expected an I2C address like "0x76" (did you mean 0x76?), got "76"'],
+    ),
+    (
+        "sensors[0].address",
+        "3c",
+        ['sensors[0].address: expected an I2C address like "0x76" (did you mean 0x3c?), got "3c"'],
+    ),
+    (
         "topic",
         "a/#",
         [
@@ -96,7 +120,9 @@ CASES = [
     (
         "wifi",
         _DEL,
-        ['wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}]'],
+        [
+            'wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}] (usually in secrets.json, merged over config.json)'
+        ],
     ),
     (
         "wifi[0].password",
@@ -131,6 +157,13 @@ CASES = [
         ],
     ),
     ("mqtt.password", "pw", ["mqtt.user: missing, expected a user name when a password is given"]),
+    (
+        "mqtt.user",
+        "node",
+        [
+            'mqtt.password: missing for user "node" (passwords usually live in secrets.json, merged over config.json)'
+        ],
+    ),
     ("mqtt.ca", "ca.pem", ["mqtt.ca: only used with TLS; set mqtt.tls to true"]),
     (
         "mqtt.hots",
@@ -184,7 +217,7 @@ CASES = [
         "sensors[1].rom",
         "28ff",
         [
-            'sensors[1].rom: expected a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c1603a1", got "28ff"'
+            'sensors[1].rom: expected a 1-Wire ROM id of 16 hex digits like "28ff4a1b6c16030a", got "28ff"'
         ],
     ),
     (
@@ -359,9 +392,21 @@ def test_i2c_address_forms():
     assert config.parse_i2c_address("0x76") == 0x76
     assert config.parse_i2c_address("0X77") == 0x77
     assert config.parse_i2c_address(118) == 0x76
-    assert config.parse_i2c_address("118") == 0x76
-    for bad in ("76x", "0x", "0x07", 0x78, True, None, 1.5, "0xZZ"):
+    # bare digits are refused: "76" from i2cdetect means 0x76, not decimal 76 (0x4c)
+    for bad in ("76x", "0x", "0x07", 0x78, True, None, 1.5, "0xZZ", "76", "118"):
         assert config.parse_i2c_address(bad) is None, bad
+
+
+def test_known_boards_are_the_board_files():
+    # config.BOARDS, board.py's built-in pins and boards/*.json name the same boards.
+    try:
+        files = sorted(f[:-5] for f in os.listdir("boards") if f.endswith(".json"))
+    except OSError:
+        files = None  # run from elsewhere: test_node_board checks the files
+    if files is not None:
+        assert sorted(config.BOARDS) == files
+    assert config.closest("lolin_d32", config.BOARDS) == "lolin-d32"
+    assert config.closest("esp32-s3-devkit", config.BOARDS) == "esp32-s3-devkitc"
 
 
 def _write(path, doc):
@@ -413,7 +458,65 @@ def test_broken_json_without_last_good_gives_none_and_a_message():
     _write(d + "/config.json", '{"version": 1,')
     cfg, src, problems = config.load(d + "/config.json", None, d + "/lg.json")
     assert cfg is None and src is None
-    assert len(problems) == 1 and problems[0].startswith(d + "/config.json: not valid JSON")
+    assert problems == [
+        d + "/config.json: line 1 column 15: the text ends where a key was expected"
+    ]
+
+
+def test_json_the_device_would_accept_is_refused_with_line_and_column():
+    # MicroPython's json reads all three of these; CPython (and config-check) refuses them.
+    good = '{\n  "version": 1,\n  "board": "esp32-devkitc",\n  "interval": 60\n}'
+    cases = [
+        (good.replace("60", "60,"), 'line 4 column 17: a comma before "}" (remove it)'),
+        (good.replace("1,", "1"), 'line 3 column 3: expected "," or "}" (a missing comma?)'),
+        (
+            good.replace('"board":', '"board"'),
+            'line 3 column 11: expected ":" after the key (a missing colon?)',
+        ),
+    ]
+    d = _tmpdir()
+    for text, where in cases:
+        _write(d + "/config.json", text)
+        cfg, src, problems = config.load(d + "/config.json", None, d + "/lg.json")
+        assert cfg is None and problems == [d + "/config.json: " + where], problems
+
+
+def test_strict_json_check_follows_the_grammar():
+    from node.jsoncheck import check
+
+    ok = [
+        '{"a": [1, -0.5, 2e3, 1E-2, 0], "b": {"c": null}, "d": true, "e": false}',
+        r'"K\u00fcche \\ \n \/"',
+        " [ ] ",
+        '{"K\u00fcche": "\u00fc"}',
+    ]
+    for t in ok:
+        assert check(t) is None, t
+    bad = [
+        ("[1,]", 'line 1 column 3: a comma before "]" (remove it)'),
+        ("[1 2]", 'line 1 column 4: expected "," or "]" (a missing comma?)'),
+        ("{'a': 1}", 'line 1 column 2: expected a key in double quotes like "name"'),
+        (
+            '{"a": 01}',
+            "line 1 column 7: a number with a leading zero (JSON has no octal; write it without the 0)",
+        ),
+        ('{"a": 1.}', "line 1 column 9: expected digits after the decimal point"),
+        ('{"a": 1} x', "line 1 column 10: more text after the end of the JSON value"),
+        (
+            '{"a": "x\ty"}',
+            "line 1 column 9: a line break or tab inside a string (write \\n or \\t)",
+        ),
+        (
+            '{"a": "x\\q"}',
+            "line 1 column 9: unknown escape in a string (write \\\\ for a backslash)",
+        ),
+        ('{"\u00fc": 1 2}', 'line 1 column 9: expected "," or "}" (a missing comma?)'),
+        ("", "line 1 column 1: the text ends where a value was expected"),
+        ('{"a": "open', 'line 1 column 12: a string is not closed (a missing ")'),
+        ("[" * 40 + "]" * 40, "line 1 column 33: nested more than 32 deep"),
+    ]
+    for t, want in bad:
+        assert check(t) == want, (t, check(t))
 
 
 def test_command_line_check():

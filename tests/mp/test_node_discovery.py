@@ -7,6 +7,7 @@ from node import config
 from node.commands import parse, result, redact
 from node.discovery import Announcer, config_topic, slug, unique_id
 from node.payload import Topics
+from tmpdir import fresh_dir
 
 
 def cfg(**kw):
@@ -42,8 +43,10 @@ def test_slugify():
     assert slug("\u00c4rger") == "aerger"
 
 
-def all_messages(c, mac="a4cf12345678"):
-    a = Announcer(c, Topics(c["topic"]), mac, fw="1.2.3", rand=lambda n: 5)
+def all_messages(c, mac="a4cf12345678", memory=None):
+    if memory is None:
+        memory = fresh_dir("disc") + "/discovery.json"
+    a = Announcer(c, Topics(c["topic"]), mac, fw="1.2.3", rand=lambda n: 5, memory=memory)
     a.schedule(0)
     out = []
     while True:
@@ -86,9 +89,9 @@ def test_one_retained_config_per_quantity_with_ha_rules():
         and byq["Press"]["unit_of_measurement"] == "hPa"
     )
     assert byq["Lux"]["device_class"] == "illuminance" and byq["Lux"]["unit_of_measurement"] == "lx"
-    # expire_after 2..3 x the sensor's own interval
-    assert 120 <= byq["Temp"]["expire_after"] <= 180
-    assert 60 <= byq["Lux"]["expire_after"] <= 90
+    # no gating filter: a value every interval, expire_after 2.5 x the sensor's own interval
+    assert byq["Temp"]["expire_after"] == 150
+    assert byq["Lux"]["expire_after"] == 75
     assert byq["Temp"]["suggested_display_precision"] == 1
 
 
@@ -97,6 +100,95 @@ def test_deep_sleep_node_expires_after_its_sleep_interval():
     _, msgs = all_messages(c)
     for _, t in msgs:
         assert 1200 <= json.loads(t)["expire_after"] <= 1800
+
+
+def _bme(filters, interval=60):
+    q = {"temperature": {"filters": filters}}
+    c = cfg(interval=interval, sensors=[{"type": "bme280", "quantities": q}])
+    _, msgs = all_messages(c)
+    return {json.loads(t)["state_topic"].split("/")[-1]: json.loads(t) for _, t in msgs}
+
+
+def test_expire_after_outlasts_the_heartbeat_a_delta_filter_allows():
+    # the shipped example: delta 0.1 with a 600 s heartbeat; readings every 60 s
+    d = _bme([{"type": "delta", "min": 0.1}, {"type": "heartbeat", "seconds": 600}])
+    assert d["Temp"]["expire_after"] == 600 + 90
+    assert d["Hum"]["expire_after"] == 150  # no filter on humidity
+    # a heartbeat between readings waits for the next one: 100 s -> the reading at 120 s
+    d = _bme([{"type": "delta", "min": 0.1}, {"type": "heartbeat", "seconds": 100}])
+    assert d["Temp"]["expire_after"] == 120 + 90
+
+
+def test_expire_after_left_out_when_delta_has_no_heartbeat():
+    d = _bme([{"type": "delta", "min": 0.5}])
+    assert "expire_after" not in d["Temp"] and d["Hum"]["expire_after"] == 150
+
+
+def test_expire_after_spans_a_throttle():
+    d = _bme([{"type": "throttle", "seconds": 300}], interval=30)
+    assert d["Temp"]["expire_after"] == 300 + 45
+
+
+def _ids(msgs):
+    return [(t.split("/")[3], p) for t, p in msgs]
+
+
+def test_removed_and_renamed_sensors_are_cleared_once_on_the_next_announce():
+    mem = fresh_dir("disc") + "/discovery.json"
+    _, first = all_messages(cfg(), memory=mem)
+    assert all(p for _, p in first) and len(first) == 4
+    # licht renamed to lux, and bme280's pressure no longer published
+    c = cfg(
+        sensors=[
+            {"type": "bme280", "quantities": {"pressure": False}},
+            {"type": "bh1750", "name": "lux", "interval": 30},
+        ]
+    )
+    _, second = all_messages(c, memory=mem)
+    cleared = sorted(i for i, p in _ids(second) if p == "")
+    assert cleared == ["bme280_pressure", "licht_illuminance"]
+    # the clears come first, retained empty payloads on the old config topics
+    assert [p for _, p in second[:2]] == ["", ""]
+    assert second[0][0].startswith("homeassistant/sensor/a4cf12345678/")
+    assert sorted(i for i, p in _ids(second) if p) == [
+        "bme280_humidity",
+        "bme280_temperature",
+        "lux_illuminance",
+    ]
+    # remembered: the next boot clears nothing again
+    _, third = all_messages(c, memory=mem)
+    assert all(p for _, p in third) and len(third) == 3
+
+
+def test_a_changed_prefix_clears_the_old_prefix():
+    mem = fresh_dir("disc") + "/discovery.json"
+    all_messages(cfg(), memory=mem)
+    _, msgs = all_messages(cfg(discovery={"prefix": "ha"}), memory=mem)
+    old = [t for t, p in msgs if p == ""]
+    assert len(old) == 4 and all(t.startswith("homeassistant/") for t in old)
+    assert all(t.startswith("ha/") for t, p in msgs if p)
+
+
+def test_memory_is_written_only_when_it_changes():
+    mem = fresh_dir("disc") + "/discovery.json"
+    all_messages(cfg(), memory=mem)
+    with open(mem) as f:
+        m = json.load(f)
+    assert m["prefix"] == "homeassistant" and len(m["ids"]) == 4
+    # the same content in another layout: an unchanged set leaves the file alone
+    text = '{ "ids" : %s , "prefix" : "homeassistant" }' % json.dumps(m["ids"])
+    with open(mem, "w") as f:
+        f.write(text)
+    all_messages(cfg(), memory=mem)
+    with open(mem) as f:
+        assert f.read() == text
+    # unreadable memory: nothing to clear, written anew
+    with open(mem, "w") as f:
+        f.write("garbage")
+    _, msgs = all_messages(cfg(), memory=mem)
+    assert all(p for _, p in msgs)
+    with open(mem) as f:
+        assert sorted(json.load(f)["ids"]) == sorted(m["ids"])
 
 
 def test_unpublished_quantity_has_no_discovery():
@@ -185,7 +277,9 @@ def test_malformed_and_oversized_get_errors():
     ]
     for msg, want in cases:
         c, e = parse(msg, sensors=SENS)
-        assert c is None and e == want, (msg, e)
+        assert e == want, (msg, e)
+        # an object that parsed keeps only its id and cmd name for the error result
+        assert c is None or set(c) <= {"id", "cmd"}, c
 
 
 def test_result_echoes_id_and_redacts():
@@ -198,3 +292,21 @@ def test_result_echoes_id_and_redacts():
         "mqtt": {"password": "***", "user": "u"},
         "wifi": [{"ssid": "a", "password": "***"}],
     }
+
+
+def test_node_clears_a_removed_quantity_after_a_reboot():
+    # the node end to end: config changed between two boots in the same flash folder
+    from node_world import World, doc
+
+    w = World(doc(discovery={"enabled": True}))
+    w.run(500)
+    sent = [(t, p, r) for t, p, r, _ in w.mq.sent if t.endswith("/config")]
+    assert len(sent) == 3 and all(p and r for _, p, r in sent)
+    press = [t for t, _, _ in sent if t.endswith("_pressure/config")][0]
+    q = {"humidity": {"decimals": 1}, "pressure": {"publish": False}}
+    d = doc(discovery={"enabled": True})
+    d["sensors"][0]["quantities"] = q
+    w2 = World(d, fresh=False)
+    w2.run(500)
+    sent = [(t, p, r) for t, p, r, _ in w2.mq.sent if t.endswith("/config")]
+    assert (press, "", True) in sent and len(sent) == 3
