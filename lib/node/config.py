@@ -1172,14 +1172,14 @@ def remote_change_problems(old_doc, new_doc):
     return out
 
 
-def validate(doc, board_pins=None):
+def validate(doc, board_pins=None, boards=None):
     """Return a list of problem messages (empty when the document is valid)."""
-    return check(doc, board_pins)[0]
+    return check(doc, board_pins, boards)[0]
 
 
-def normalize(doc, board_pins=None):
+def normalize(doc, board_pins=None, boards=None):
     """Return the document with every default filled in; None if it is invalid."""
-    return check(doc, board_pins)[1]
+    return check(doc, board_pins, boards)[1]
 
 
 def load(

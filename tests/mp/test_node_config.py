@@ -96,13 +96,16 @@ CASES = [
     (
         "wifi",
         _DEL,
-        ['wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}]'],
+        [
+            'wifi: missing, expected a list of networks like [{"ssid": "home", "password": "..."}]'
+            " (WiFi and broker passwords usually live in secrets.json next to config.json)"
+        ],
     ),
     (
         "wifi[0].password",
         "short",
         [
-            'wifi[0].password: expected a WPA password of 8..63 characters (or "" for an open network), got "<5 characters>"'
+            'wifi[0].password: expected a WPA password of 8..63 characters (or "" for an open network), got <5 characters>'
         ],
     ),
     ("wifi[0].ssid", _DEL, ["wifi[0].ssid: missing, expected the network name, 1..32 characters"]),
@@ -136,7 +139,7 @@ CASES = [
         "mqtt.hots",
         "x",
         [
-            "mqtt.hots: unknown key (allowed: host, port, user, password, tls, ca, keepalive, client_id, qos)"
+            "mqtt.hots: unknown key (allowed: host, port, user, password, tls, ca, tls_insecure, keepalive, client_id, qos)"
         ],
     ),
     (
@@ -352,6 +355,7 @@ def test_normalize_fills_defaults_and_parses_address():
     assert c["area"] == "Wohnzimmer" and c["name"] == "Wohnzimmer"
     d = base()
     d["mqtt"]["tls"] = True
+    d["mqtt"]["ca"] = "ca.pem"
     assert config.normalize(d)["mqtt"]["port"] == 8883
 
 
@@ -359,8 +363,8 @@ def test_i2c_address_forms():
     assert config.parse_i2c_address("0x76") == 0x76
     assert config.parse_i2c_address("0X77") == 0x77
     assert config.parse_i2c_address(118) == 0x76
-    assert config.parse_i2c_address("118") == 0x76
-    for bad in ("76x", "0x", "0x07", 0x78, True, None, 1.5, "0xZZ"):
+    # a decimal string is what i2cdetect's hex looks like without "0x": refused
+    for bad in ("118", "76", "76x", "0x", "0x07", 0x78, True, None, 1.5, "0xZZ"):
         assert config.parse_i2c_address(bad) is None, bad
 
 
