@@ -260,13 +260,10 @@ def _finite(v):
     return isinstance(v, int) or (v == v and v - v == 0)
 
 
-# Keys whose values are secrets: never echoed in messages, redacted in replies.
-SECRET_KEYS = ("password",)
-
-
 def _is_secret(path):
-    k = path.split(".")[-1]
-    return k in SECRET_KEYS
+    from node.commands import SECRET_KEYS
+
+    return path.split(".")[-1] in SECRET_KEYS
 
 
 def _secret_shape(v):
