@@ -64,6 +64,8 @@ def parse(msg, retained=False, max_bytes=2048, sensors=None):
         c = json.loads(text)
     except (ValueError, TypeError):
         return None, 'malformed JSON; expected an object like {"cmd": "read"}'
+    except Exception:  # noqa: BLE001 - RuntimeError/MemoryError on deep nesting: still an answer
+        return None, "JSON nested too deep or too big for the node"
     if not isinstance(c, dict):
         return None, 'expected a JSON object like {"cmd": "read"}'
     name = c.get("cmd")
