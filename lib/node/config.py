@@ -1097,7 +1097,12 @@ def parse_json(data, name="config.json"):
         err = strict_json_error(text)
         if err:
             return None, "%s: not valid JSON: %s" % (name, err)
-        return json.loads(text), None
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            # `null` or `[]` would otherwise pass as "nothing to check"
+            return None, "%s: expected a JSON object {...} at the top, got %s" % (
+                name, _got(doc))
+        return doc, None
     except MemoryError:
         return None, "%s: too big to read in the memory available" % name
     except Exception as e:  # noqa: BLE001 - reading must answer, never raise

@@ -45,6 +45,8 @@ def test_strict_json_reports_line_and_column():
         (b"{'a': 1}", "line 1 column 2"),
         (b'{"a": NaN}', "line 1 column 7"),
         (b'{"a": 01}', "line 1 column 8"),
+        (b"null", "expected a JSON object"),
+        (b"[1]", "expected a JSON object"),
     ]
     for data, want in cases:
         doc, err = config.parse_json(data)

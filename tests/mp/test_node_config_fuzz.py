@@ -80,8 +80,8 @@ def mutate(r, seed_text, seed_doc):
         return bytes(b[:i]) + bytes(b[i + 1 :])
     if k == 2:  # truncate
         return bytes(b[: r.below(n)])
-    if k == 3:  # too big
-        return bytes(b[:-1]) + b', "comment": "' + b"x" * (2000 * (1 + r.below(40))) + b'"}'
+    if k == 3:  # too big: the size of the comment; run() writes it to the file in pieces
+        return 2000 * (1 + r.below(40))
     if k == 4:  # deep nesting somewhere
         d = _DEEP[r.below(len(_DEEP))]
         ps = []
@@ -97,8 +97,26 @@ def mutate(r, seed_text, seed_doc):
     return t.encode() if isinstance(t, str) else t
 
 
+def _write(path, seed_text, data):
+    with open(path, "wb") as f:
+        if isinstance(data, int):
+            f.write(seed_text[:-1] + b', "comment": "')
+            piece = b"x" * 1000
+            for _ in range(data // 1000):
+                f.write(piece)
+            f.write(b'"}')
+        else:
+            f.write(data)
+
+
 def run(n, seed=1):
-    """(cases, crashes, first crash descriptions): every case read, checked and redacted."""
+    """(cases, crashes, first crash descriptions): every case written to a file, then read
+    (`config.read_doc`, as the node reads config.json), checked, compared and redacted."""
+    import gc
+
+    import tmpdir
+
+    path = tmpdir.fresh_dir("cfgfuzz") + "/config.json"
     seed_doc = _seed_doc()
     seed_text = json.dumps(seed_doc).encode()
     r = Rand(seed)
@@ -108,7 +126,10 @@ def run(n, seed=1):
         data = b""
         try:
             data = mutate(r, seed_text, seed_doc)
-            doc, err = config.parse_json(data)
+            _write(path, seed_text, data)
+            data = data if isinstance(data, int) else len(data)
+            gc.collect()
+            doc, err = config.read_doc(path)
             if doc is not None:
                 msgs, cfg = config.check(doc)
                 for m in msgs:
@@ -123,7 +144,7 @@ def run(n, seed=1):
         except Exception as e:  # noqa: BLE001 - counting them is the point
             ncr += 1
             if len(crashes) < 5:
-                crashes.append("case %d: %s %s (%d bytes)" % (i, type(e).__name__, e, len(data)))
+                crashes.append("case %d: %s %s (%r)" % (i, type(e).__name__, e, data))
     return n, ncr, crashes
 
 
@@ -144,7 +165,10 @@ def test_case_mix_reaches_valid_and_invalid_answers():
     r = Rand(3)
     valid = invalid_json = invalid_doc = 0
     for _ in range(200):
-        doc, err = config.parse_json(mutate(r, seed_text, seed_doc))
+        data = mutate(r, seed_text, seed_doc)
+        if isinstance(data, int):
+            continue
+        doc, err = config.parse_json(data)
         if doc is None:
             invalid_json += 1
         elif config.validate(doc):
