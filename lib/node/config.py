@@ -89,8 +89,17 @@ def i2c_hint(v):
 
 
 def known_boards():
-    """Names of the board files the node can find (boards/*.json, lib/boards/*.json)."""
+    """Names of the board files the node can find (boards/*.json, lib/boards/*.json).
+
+    Empty (no check) when a board.json sits next to config.json: the node then uses that file
+    whatever the board is called."""
     import os
+
+    try:
+        os.stat("board.json")
+        return []
+    except OSError:
+        pass
 
     dirs = ["boards", "lib/boards"]
     f = globals().get("__file__")

@@ -45,7 +45,7 @@ class Project:
         self.config = root / "config.json"
         self.secrets = root / "secrets.json"
         (self.lib / "node").mkdir(parents=True)
-        for mod in ("config.py", "cfgfile.py"):  # the validator and its file helpers
+        for mod in ("config.py", "cfgfile.py", "commands.py"):  # validator, file helpers, redact
             shutil.copyfile(REPO / "lib" / "node" / mod, self.lib / "node" / mod)
         self.write("lib/node/__init__.py", "")
         self.write("lib/blink.py", "def on():\n    return 'blink on'\n")
