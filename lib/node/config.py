@@ -168,11 +168,15 @@ def _shape_problems(doc):
             for i in range(len(v)):
                 stack.append((v[i], "%s[%d]" % ("" if path == "(top)" else path, i), depth + 1))
         elif isinstance(v, float) and not _finite(v):
-            msgs.append("%s: expected a finite number, got %s" % (path, "NaN" if v != v else
-                        "a number too large for the device"))
+            msgs.append(
+                "%s: expected a finite number, got %s"
+                % (path, "NaN" if v != v else "a number too large for the device")
+            )
         elif isinstance(v, int) and not isinstance(v, bool) and not -(2**31) <= v < 2**31:
-            msgs.append("%s: expected a number that fits 32 bits, got a %d-digit number"
-                        % (path, len(str(abs(v)))))
+            msgs.append(
+                "%s: expected a number that fits 32 bits, got a %d-digit number"
+                % (path, len(str(abs(v))))
+            )
         if len(msgs) >= 20:
             break
     msgs.reverse()
@@ -772,7 +776,11 @@ def _check(doc, board_pins, boards):
         c.boolean("mqtt.tls_insecure", ins)
         if ca is not None:
             if not _file_ok(ca):
-                c.bad("mqtt.ca", 'a CA file name in the node\'s folder like "ca.pem" (relative, no "..")', ca)
+                c.bad(
+                    "mqtt.ca",
+                    'a CA file name in the node\'s folder like "ca.pem" (relative, no "..")',
+                    ca,
+                )
             if tls is not True:
                 c.msgs.append("mqtt.ca: only used with TLS; set mqtt.tls to true")
         elif tls is True and ins is not True:
@@ -858,7 +866,11 @@ def _check(doc, board_pins, boards):
     c.integer("spool.batch", bt, 1, 256)
     fn = d.get("file", "spool.dat")
     if not _file_ok(fn):
-        c.bad("spool.file", 'a file name in the node\'s folder like "spool.dat" (relative, no "..")', fn)
+        c.bad(
+            "spool.file",
+            'a file name in the node\'s folder like "spool.dat" (relative, no "..")',
+            fn,
+        )
     out["spool"] = {"ram": r, "max_bytes": mb, "batch": bt, "file": fn}
 
     d = _section(c, doc, "diag", ("interval",))
@@ -922,8 +934,11 @@ def strict_json_error(text):
             i += 1
         if i >= n:
             if stack or st != "end":
-                return _pos(text, i) + ": unexpected end of file" + (
-                    " (a } or ] is missing)" if stack else "")
+                return (
+                    _pos(text, i)
+                    + ": unexpected end of file"
+                    + (" (a } or ] is missing)" if stack else "")
+                )
             return None
         ch = text[i]
         if st == "end":
@@ -1089,7 +1104,10 @@ def parse_json(data, name="config.json"):
     try:
         if len(data) > MAX_BYTES:
             return None, "%s: %d bytes, at most %d; a config is a few KB" % (
-                name, len(data), MAX_BYTES)
+                name,
+                len(data),
+                MAX_BYTES,
+            )
         if isinstance(data, (bytes, bytearray)):
             at = _bad_utf8_at(data)
             if at >= 0:
@@ -1109,8 +1127,7 @@ def parse_json(data, name="config.json"):
         doc = json.loads(text)
         if not isinstance(doc, dict):
             # `null` or `[]` would otherwise pass as "nothing to check"
-            return None, "%s: expected a JSON object {...} at the top, got %s" % (
-                name, _got(doc))
+            return None, "%s: expected a JSON object {...} at the top, got %s" % (name, _got(doc))
         return doc, None
     except MemoryError:
         return None, "%s: too big to read in the memory available" % name

@@ -41,7 +41,7 @@ def test_strict_json_reports_line_and_column():
         (b'{"a": 1,\n}', "line 2 column 1: trailing comma"),
         (b'{"a": 1\n "b": 2}', "line 2 column 2: expected , or }"),
         (b'{"a" 1}', "line 1 column 6: expected :"),
-        (b'[1, 2,]', "line 1 column 7: trailing comma"),
+        (b"[1, 2,]", "line 1 column 7: trailing comma"),
         (b"{'a': 1}", "line 1 column 2"),
         (b'{"a": NaN}', "line 1 column 7"),
         (b'{"a": 01}', "line 1 column 8"),
@@ -145,5 +145,6 @@ def test_remote_change_problems_lists_local_only_settings():
         assert len(got) == 1 and got[0].startswith(path + ":"), (path, got)
     new = base()
     new["mqtt"] = "x"
-    assert config.remote_change_problems(old, new) == ["mqtt: cannot be changed over MQTT"
-        " (connection and security settings change by deploy)"]
+    assert config.remote_change_problems(old, new) == [
+        "mqtt: cannot be changed over MQTT (connection and security settings change by deploy)"
+    ]

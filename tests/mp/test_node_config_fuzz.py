@@ -10,8 +10,23 @@ TIMEOUT = 60
 
 _DEEP = (2, 17, 40, 1000, 3000)
 _VALUES = (
-    "1e999", "-1e999", "1e308", "9" * 40, "[0]", "{}", "null", '"76"', "true", '"\\ud800"',
-    '"K\xfcche"', '""', "-0", "0.0000001", '"0x76"', '"' + "p" * 300 + '"', "[[]]",
+    "1e999",
+    "-1e999",
+    "1e308",
+    "9" * 40,
+    "[0]",
+    "{}",
+    "null",
+    '"76"',
+    "true",
+    '"\\ud800"',
+    '"K\xfcche"',
+    '""',
+    "-0",
+    "0.0000001",
+    '"0x76"',
+    '"' + "p" * 300 + '"',
+    "[[]]",
 )
 
 
@@ -36,7 +51,9 @@ class Rand:
 def _seed_doc():
     d = base()
     d["sensors"][0]["quantities"] = {
-        "temperature": {"filters": [{"type": "clamp", "min": -40, "max": 85}, {"type": "delta", "min": 0.1}]}
+        "temperature": {
+            "filters": [{"type": "clamp", "min": -40, "max": 85}, {"type": "delta", "min": 0.1}]
+        }
     }
     d["mqtt"]["user"] = "node"
     d["mqtt"]["password"] = "pw-secret-1"
@@ -76,7 +93,7 @@ def mutate(r, seed_text, seed_doc):
     if k == 1:  # insert or delete a syntax character
         i = r.below(n)
         if r.below(2):
-            return bytes(b[:i]) + b",:[]{}\"\\"[r.below(8) : r.below(8) + 1] + bytes(b[i:])
+            return bytes(b[:i]) + b',:[]{}"\\'[r.below(8) : r.below(8) + 1] + bytes(b[i:])
         return bytes(b[:i]) + bytes(b[i + 1 :])
     if k == 2:  # truncate
         return bytes(b[: r.below(n)])

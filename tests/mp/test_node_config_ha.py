@@ -12,7 +12,9 @@ from test_node_discovery import all_messages, cfg
 
 
 def _by_topic(c):
-    return {json.loads(p)["state_topic"].split("/")[-1]: json.loads(p) for _, p in all_messages(c)[1]}
+    return {
+        json.loads(p)["state_topic"].split("/")[-1]: json.loads(p) for _, p in all_messages(c)[1]
+    }
 
 
 def test_expire_after_covers_the_heartbeat_of_the_shipped_example():
@@ -40,9 +42,12 @@ def test_expire_after_covers_the_heartbeat_of_the_shipped_example():
     assert "expire_after" not in by["Hum"]  # delta without heartbeat: no bound
     assert by["Press"]["expire_after"] == 300 + 90
     assert discovery.longest_gap({"filters": [{"type": "heartbeat", "seconds": 100}]}, 60) == 60
-    assert discovery.longest_gap(
-        {"filters": [{"type": "delta", "min": 1}, {"type": "heartbeat", "seconds": 100}]}, 60
-    ) == 120
+    assert (
+        discovery.longest_gap(
+            {"filters": [{"type": "delta", "min": 1}, {"type": "heartbeat", "seconds": 100}]}, 60
+        )
+        == 120
+    )
 
 
 def test_removed_or_renamed_sensor_configs_are_cleared_once():

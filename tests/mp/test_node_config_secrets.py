@@ -91,7 +91,14 @@ def test_command_replies_never_echo_a_password():
         msg = json.dumps({"cmd": "set_config", "config": d, "id": 3}).encode()
         c, err = commands.parse(msg)
         probs = config.validate(d)
-        r = commands.error_result(msg, err) if err else commands.result(
-            c, False, error="invalid config", problems=[p for p in probs
-                                                       if not p.startswith("wifi[0].ssid")])
+        r = (
+            commands.error_result(msg, err)
+            if err
+            else commands.result(
+                c,
+                False,
+                error="invalid config",
+                problems=[p for p in probs if not p.startswith("wifi[0].ssid")],
+            )
+        )
         assert not _leaks(r), r
