@@ -85,6 +85,8 @@ def i2c_hint(v):
                 return ""
             if 0x08 <= a <= 0x77:
                 return ' (did you mean "0x%02x"? i2cdetect prints hex without 0x)' % a
+        elif s.isdigit() and 0x08 <= int(s) <= 0x77:
+            return " (a decimal address is a number without quotes: %s, or 0x%02x)" % (s, int(s))
     return ""
 
 

@@ -22,6 +22,8 @@ def test_decimal_looking_i2c_address_refused_with_hex_hint():
     d["sensors"][0]["address"] = "76"
     m = _one(d, "sensors[0].address")
     assert 'did you mean "0x76"?' in m, m
+    d["sensors"][0]["address"] = "118"
+    assert "118, or 0x76" in _one(d, "sensors[0].address")
     d["sensors"][0]["address"] = 0x76
     assert not _msgs(d)
 
