@@ -68,6 +68,8 @@ def parse(msg, retained=False, max_bytes=2048, sensors=None):
         c = json.loads(text)
     except (ValueError, TypeError):
         return None, 'malformed JSON; expected an object like {"cmd": "read"}'
+    except Exception:  # noqa: BLE001 - RuntimeError/MemoryError on deep nesting: still an answer
+        return None, "JSON nested too deep or too big for the node"
     if not isinstance(c, dict):
         return None, 'expected a JSON object like {"cmd": "read"}'
     name = c.get("cmd")
@@ -174,13 +176,53 @@ def result(cmd, ok, error=None, **data):
     return json.dumps(d)
 
 
-def redact(doc):
-    """A copy of a config with passwords replaced (for get_config)."""
+def error_result(msg, error):
+    """Error reply for a payload parse() refused, with its "id" (and "cmd") when readable.
+
+    The request may be anything (oversized, not JSON, an unknown cmd); the reply carries what
+    the sender needs to match it, and nothing else of the payload."""
+    d = {"ok": False, "error": error}
+    try:
+        if len(msg) <= 8192:
+            text = msg.decode() if isinstance(msg, (bytes, bytearray)) else msg
+            c = json.loads(text)
+            if isinstance(c, dict):
+                if isinstance(c.get("cmd"), str) and len(c["cmd"]) <= 32:
+                    d["cmd"] = c["cmd"]
+                if "id" in c:
+                    i = c["id"]
+                    if isinstance(i, (str, int, float, bool)) or i is None:
+                        d["id"] = i if not isinstance(i, str) or len(i) <= 64 else i[:64]
+        return json.dumps(d)
+    except Exception:  # noqa: BLE001 - a reply without id beats none
+        d.pop("cmd", None)
+        d.pop("id", None)
+        return json.dumps(d)
+
+
+# Keys whose values never leave the node (the home of this list; config.py uses it).
+SECRET_KEYS = ("password",)
+
+
+def redact(doc, secrets=None):
+    """A copy of a config with every secret replaced by "***" (for get_config, messages).
+
+    Secrets: any key named in SECRET_KEYS at any depth, and every value at a path that
+    `secrets` (the secrets.json document, when given) also holds."""
     if isinstance(doc, dict):
         out = {}
         for k in doc:
-            out[k] = "***" if (k == "password" and doc[k]) else redact(doc[k])
+            v = doc[k]
+            s = secrets.get(k) if isinstance(secrets, dict) else None
+            if k in SECRET_KEYS and v or (s is not None and not isinstance(s, (dict, list))):
+                out[k] = "***"
+            else:
+                out[k] = redact(v, s)
         return out
     if isinstance(doc, list):
+        if isinstance(secrets, list):
+            return [
+                redact(doc[i], secrets[i] if i < len(secrets) else None) for i in range(len(doc))
+            ]
         return [redact(x) for x in doc]
     return doc

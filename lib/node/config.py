@@ -66,13 +66,134 @@ FILTERS = ("median", "average", "ema", "delta", "throttle", "heartbeat", "clamp"
 RESERVED = ("status", "json", "backlog", "cmd", "result", "diag", "info")
 
 _I2C_FORM = 'an I2C address like "0x76"'
+_SECRETS_HINT = " (WiFi and broker passwords usually live in secrets.json next to config.json)"
+
+# Reading is bounded before anything is parsed: a config is a few KB; a bigger file is a
+# mistake (or an attack) and would take the heap the node needs.
+MAX_BYTES = 16384
+MAX_DEPTH = 16  # objects and lists nested deeper than any valid config
+
+
+def i2c_hint(v):
+    """' (did you mean "0x76"?)' for "76" or "0X76 "; "" when there is nothing to suggest."""
+    if isinstance(v, str):
+        s = v.strip()
+        if 1 <= len(s) <= 2:
+            try:
+                a = int(s, 16)
+            except ValueError:
+                return ""
+            if 0x08 <= a <= 0x77:
+                return ' (did you mean "0x%02x"? i2cdetect prints hex without 0x)' % a
+        elif s.isdigit() and 0x08 <= int(s) <= 0x77:
+            return " (a decimal address is a number without quotes: %s, or 0x%02x)" % (s, int(s))
+    return ""
+
+
+def known_boards():
+    """Names of the board files the node can find (boards/*.json, lib/boards/*.json).
+
+    Empty (no check) when a board.json sits next to config.json: the node then uses that file
+    whatever the board is called."""
+    import os
+
+    try:
+        os.stat("board.json")
+        return []
+    except OSError:
+        pass
+
+    dirs = ["boards", "lib/boards"]
+    f = globals().get("__file__")
+    if f and "/" in f:
+        lib = f.rsplit("/", 2)[0]  # .../lib/node/config.py -> .../lib
+        dirs.append(lib + "/boards")
+        dirs.append(lib + "/../boards")
+    out = []
+    for d in dirs:
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(".json") and n[:-5] not in out:
+                out.append(n[:-5])
+    out.sort()
+    return out
+
+
+def _distance(a, b):
+    # Levenshtein, two rows; names are at most 32 characters
+    prev = list(range(len(b) + 1))
+    for i in range(len(a)):
+        cur = [i + 1]
+        for j in range(len(b)):
+            cur.append(min(prev[j + 1] + 1, cur[j] + 1, prev[j] + (a[i] != b[j])))
+        prev = cur
+    return prev[-1]
+
+
+def _closest_hint(name, known):
+    best, bd = None, (1000, 0)
+    for k in known:
+        d = _distance(name, k)
+        if k.startswith(name) or name.startswith(k):
+            d = min(d, 2)
+        if (d, len(k)) < bd:
+            best, bd = k, (d, len(k))
+    bd = bd[0]
+    if best is None or bd > max(3, len(name) // 2):
+        return ""
+    return '; did you mean "%s"?' % best
+
+
+def _shape_problems(doc):
+    """Depth and number checks over the whole tree, before the schema walk (no recursion)."""
+    msgs = []
+    stack = [(doc, "(top)", 0)]
+    n = 0
+    while stack:
+        v, path, depth = stack.pop()
+        n += 1
+        if n > 4096:
+            return msgs + ["(top): more than 4096 values; a config is much smaller"]
+        if depth > MAX_DEPTH:
+            msgs.append("%s: nested deeper than %d levels" % (path, MAX_DEPTH))
+            continue
+        if isinstance(v, dict):
+            for k in v:
+                if not isinstance(k, str):
+                    msgs.append("%s: keys must be strings" % path)
+                    break
+                stack.append((v[k], k if path == "(top)" else path + "." + k, depth + 1))
+        elif isinstance(v, list):
+            for i in range(len(v)):
+                stack.append((v[i], "%s[%d]" % ("" if path == "(top)" else path, i), depth + 1))
+        elif isinstance(v, float) and not _finite(v):
+            msgs.append(
+                "%s: expected a finite number, got %s"
+                % (path, "NaN" if v != v else "a number too large for the device")
+            )
+        elif isinstance(v, int) and not isinstance(v, bool) and not -(2**31) <= v < 2**31:
+            msgs.append(
+                "%s: expected a number that fits 32 bits, got a %d-digit number"
+                % (path, len(str(abs(v))))
+            )
+        if len(msgs) >= 20:
+            break
+    msgs.reverse()
+    return msgs
 
 
 def _got(v):
+    # Echo at most 60 characters of what the user wrote, with every password inside replaced.
+    from node.commands import redact
+
     try:
-        return json.dumps(v)
-    except Exception:  # noqa: BLE001
-        return repr(v)
+        t = json.dumps(redact(v))
+    except Exception:  # noqa: BLE001 - non-finite numbers, odd types: still say something
+        t = "a value that cannot be shown"
+    return t if len(t) <= 60 else t[:57] + "..."
 
 
 class _Checker:
@@ -82,6 +203,10 @@ class _Checker:
         self.msgs = []
 
     def bad(self, path, form, value):
+        if _is_secret(path):
+            value = _secret_shape(value)
+            self.msgs.append("%s: expected %s, got %s" % (path, form, value))
+            return
         self.msgs.append("%s: expected %s, got %s" % (path, form, _got(value)))
 
     def missing(self, path, form):
@@ -109,7 +234,7 @@ class _Checker:
         return True
 
     def number(self, path, v, lo=None, hi=None, form=None):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+        ok = _finite(v)
         if ok and ((lo is not None and v < lo) or (hi is not None and v > hi)):
             ok = False
         if not ok:
@@ -137,7 +262,32 @@ class _Checker:
 
 
 def _num(x):
-    return str(int(x)) if x == int(x) else str(x)
+    try:
+        return str(int(x)) if x == int(x) else str(x)
+    except (OverflowError, ValueError):
+        return str(x)
+
+
+def _finite(v):
+    """A real number: not a bool, not NaN, not +-inf (1e999 parses as inf)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, int) or (v == v and v - v == 0)
+
+
+def _is_secret(path):
+    from node.commands import SECRET_KEYS
+
+    return path.split(".")[-1] in SECRET_KEYS
+
+
+def _secret_shape(v):
+    # What may be said about a secret without giving any of it away.
+    if isinstance(v, str):
+        return "<%d characters>" % len(v)
+    if v is None or isinstance(v, bool):
+        return json.dumps(v)
+    return "a %s" % ("number" if isinstance(v, (int, float)) else "list or object")
 
 
 def _join(path, key):
@@ -151,7 +301,28 @@ def _topic_ok(t, allow_slash=True):
         return False
     if t[0] == "$":
         return False
+    for ch in t:
+        o = ord(ch)
+        # "\ud800" from a JSON escape is no UTF-8 a broker accepts (it drops the connection)
+        if 0xD800 <= o <= 0xDFFF or o < 0x20 or o == 0x7F:
+            return False
     return allow_slash or "/" not in t
+
+
+def _file_ok(p):
+    """A file name inside the node's data directory: relative, no "..", no odd characters."""
+    if not isinstance(p, str) or not 1 <= len(p) <= 64 or p[0] in "/\\" or p[-1] == "/":
+        return False
+    if ":" in p or "\\" in p:
+        return False
+    for part in p.split("/"):
+        if part in ("", ".", ".."):
+            return False
+    for ch in p:
+        o = ord(ch)
+        if o < 0x20 or o == 0x7F or 0xD800 <= o <= 0xDFFF:
+            return False
+    return True
 
 
 def _slug_ok(s):
@@ -164,9 +335,8 @@ def _slug_ok(s):
 def parse_i2c_address(v):
     """Return the 7-bit address from "0x76" or 118; None when it is not one.
 
-    A string of bare digits ("76", as i2cdetect prints it) is refused: it reads as decimal
-    to a program and as hex to a person, and the two are different devices.
-    """
+    A string must carry its "0x": i2cdetect prints addresses in hex without it, so "76" is
+    refused rather than taken as decimal 76 (0x4c); `i2c_hint` suggests the fix."""
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
@@ -183,62 +353,6 @@ def parse_i2c_address(v):
     else:
         return None
     return a if 0x08 <= a <= 0x77 else None
-
-
-def _hex_hint(v):
-    # "76" is what i2cdetect prints for 0x76: say so rather than guess either way.
-    if isinstance(v, str) and 1 <= len(v.strip()) <= 2:
-        try:
-            if 0x08 <= int(v.strip(), 16) <= 0x77:
-                return " (did you mean 0x%s?)" % v.strip().lower()
-        except ValueError:
-            pass
-    return ""
-
-
-# Boards the node knows without a file (lib/node/board.py has their pins; tests keep the two
-# and boards/*.json equal). A board file of another name on the device is known too.
-BOARDS = ("esp32-devkitc", "esp32-s3-devkitc", "esp32-c3-supermini", "lolin-d32", "sim")
-
-
-def known_boards(dirs=("boards", "lib/boards")):
-    """The built-in board names plus those of board files in `dirs`, sorted."""
-    import os
-
-    names = list(BOARDS)
-    for d in dirs:
-        try:
-            files = os.listdir(d)
-        except OSError:
-            continue
-        for f in files:
-            if f.endswith(".json") and f[:-5] not in names:
-                names.append(f[:-5])
-    return sorted(names)
-
-
-def _distance(a, b):
-    # Levenshtein distance, one row at a time (names are at most 32 characters).
-    row = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, row[0] = row[0], i
-        for j in range(1, len(b) + 1):
-            cur = min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] != b[j - 1]))
-            prev, row[j] = row[j], cur
-    return row[len(b)]
-
-
-def closest(word, names):
-    """The name most like `word`: fewest edits, a shared beginning counted in its favour."""
-    best, score = None, None
-    for n in names:
-        k = 0
-        while k < len(word) and k < len(n) and word[k] == n[k]:
-            k += 1
-        d = _distance(word, n) - k
-        if score is None or d < score:
-            best, score = n, d
-    return best
 
 
 def _check_filter(c, path, f, out):
@@ -414,7 +528,7 @@ def check_sensor(c, path, s, names, used_topics, board_pins):
         else:
             addr = parse_i2c_address(a)
             if addr is None:
-                c.bad(path + ".address", _I2C_FORM + _hex_hint(a), a)
+                c.bad(path + ".address", _I2C_FORM + i2c_hint(a), a)
             n["address"] = addr
         b = s.get("bus", 0)
         c.integer(path + ".bus", b, 0, 1)
@@ -481,9 +595,24 @@ def _section(c, doc, key, allowed):
     return v
 
 
-def check(doc, board_pins=None):
-    """Validate `doc`; return (messages, normalized copy with defaults)."""
+def check(doc, board_pins=None, boards=None):
+    """Validate `doc`; return (messages, normalized copy with defaults).
 
+    Total: whatever `doc` holds (deep nesting, 1e999, a list where a number goes), the answer
+    is messages, never an exception. `boards` lists the known board names (default: the
+    board files found by `known_boards()`; an empty list skips the check)."""
+    try:
+        msgs = _shape_problems(doc)
+        if msgs:
+            return msgs, None
+        return _check(doc, board_pins, boards)
+    except MemoryError:
+        return ["(top): too big to check in the memory available"], None
+    except Exception as e:  # noqa: BLE001 - the validator must answer, never raise
+        return ["(top): cannot be checked (%s)" % type(e).__name__], None
+
+
+def _check(doc, board_pins, boards):
     c = _Checker()
     out = {}
     if not isinstance(doc, dict):
@@ -526,11 +655,11 @@ def check(doc, board_pins=None):
     elif not (isinstance(b, str) and 1 <= len(b) <= 32 and _slug_ok(b)):
         c.bad("board", 'a board name from boards/ like "esp32-devkitc"', b)
     else:
-        known = known_boards()
-        if b not in known:
+        known = known_boards() if boards is None else boards
+        if known and b not in known:
             c.msgs.append(
-                "board: unknown board %s (did you mean %s?); known: %s"
-                % (_got(b), _got(closest(b, known)), ", ".join(known))
+                "board: unknown board %s (known: %s)%s"
+                % (json.dumps(b), ", ".join(known), _closest_hint(b, known))
             )
     out["board"] = b
     t = doc.get("topic")
@@ -561,7 +690,7 @@ def check(doc, board_pins=None):
     nw = []
     wform = 'a list of networks like [{"ssid": "home", "password": "..."}]'
     if w is None:
-        c.missing("wifi", wform + " (usually in secrets.json, merged over config.json)")
+        c.missing("wifi", wform + _SECRETS_HINT)
     elif isinstance(w, dict):
         w = [w]
     if w is not None:
@@ -578,12 +707,18 @@ def check(doc, board_pins=None):
                     c.missing(p + ".ssid", "the network name, 1..32 characters")
                 else:
                     c.string(p + ".ssid", net["ssid"], 1, 32)
-                pw = net.get("password", "")
-                if not isinstance(pw, str) or not (len(pw) == 0 or 8 <= len(pw) <= 64):
+                pw = net.get("password")
+                if pw is None:
+                    c.missing(
+                        p + ".password",
+                        'the WPA password (or "" for an open network)' + _SECRETS_HINT,
+                    )
+                    pw = ""
+                elif not isinstance(pw, str) or not (len(pw) == 0 or 8 <= len(pw) <= 63):
                     c.bad(
                         p + ".password",
                         'a WPA password of 8..63 characters (or "" for an open network)',
-                        "<%d characters>" % len(pw) if isinstance(pw, str) else pw,
+                        pw,
                     )
                 nw.append({"ssid": net.get("ssid"), "password": pw})
     out["wifi"] = nw
@@ -597,7 +732,18 @@ def check(doc, board_pins=None):
     if c.obj(
         "mqtt",
         m,
-        ("host", "port", "user", "password", "tls", "ca", "keepalive", "client_id", "qos"),
+        (
+            "host",
+            "port",
+            "user",
+            "password",
+            "tls",
+            "ca",
+            "tls_insecure",
+            "keepalive",
+            "client_id",
+            "qos",
+        ),
     ):
         h = m.get("host")
         hform = 'a broker host name or IP address like "192.168.1.10"'
@@ -625,17 +771,30 @@ def check(doc, board_pins=None):
             nm[k] = x
         if nm["password"] is not None and nm["user"] is None:
             c.missing("mqtt.user", "a user name when a password is given")
-        elif nm["user"] is not None and nm["password"] is None:
-            c.msgs.append(
-                "mqtt.password: missing for user %s (passwords usually live in secrets.json,"
-                " merged over config.json)" % _got(nm["user"])
-            )
+        if nm["user"] is not None and nm["password"] is None:
+            c.missing("mqtt.password", "the broker password for mqtt.user" + _SECRETS_HINT)
         ca = m.get("ca")
+        ins = m.get("tls_insecure", False)
+        c.boolean("mqtt.tls_insecure", ins)
         if ca is not None:
-            c.string("mqtt.ca", ca, 1, 64, 'a CA file name on the device like "ca.pem"')
+            if not _file_ok(ca):
+                c.bad(
+                    "mqtt.ca",
+                    'a CA file name in the node\'s folder like "ca.pem" (relative, no "..")',
+                    ca,
+                )
             if tls is not True:
                 c.msgs.append("mqtt.ca: only used with TLS; set mqtt.tls to true")
+        elif tls is True and ins is not True:
+            c.missing(
+                "mqtt.ca",
+                'a CA file like "ca.pem" to verify the broker with TLS (or "tls_insecure": true'
+                " to accept any certificate, which lets a man in the middle read the password)",
+            )
+        if ins is True and tls is not True:
+            c.msgs.append("mqtt.tls_insecure: only used with TLS; set mqtt.tls to true")
         nm["ca"] = ca
+        nm["tls_insecure"] = ins
         ka = m.get("keepalive", 60)
         c.integer("mqtt.keepalive", ka, 5, 3600)
         nm["keepalive"] = ka
@@ -673,7 +832,7 @@ def check(doc, board_pins=None):
         # Two sensors at the same I2C address on the same bus can never both answer.
         seen = {}
         for i, s in enumerate(ns):
-            if s.get("address") is not None:
+            if s.get("address") is not None and s["bus"] in (0, 1) and s["bus"] is not True:
                 k = (s["bus"], s["address"])
                 if k in seen:
                     c.msgs.append(
@@ -708,7 +867,12 @@ def check(doc, board_pins=None):
     bt = d.get("batch", 8)
     c.integer("spool.batch", bt, 1, 256)
     fn = d.get("file", "spool.dat")
-    c.string("spool.file", fn, 1, 64)
+    if not _file_ok(fn):
+        c.bad(
+            "spool.file",
+            'a file name in the node\'s folder like "spool.dat" (relative, no "..")',
+            fn,
+        )
     out["spool"] = {"ram": r, "max_bytes": mb, "batch": bt, "file": fn}
 
     d = _section(c, doc, "diag", ("interval",))
@@ -746,14 +910,306 @@ def check(doc, board_pins=None):
     return c.msgs, (out if not c.msgs else None)
 
 
-def validate(doc, board_pins=None):
+def _pos(text, i):
+    line = text.count("\n", 0, i) + 1
+    col = i - (text.rfind("\n", 0, i) + 1) + 1
+    return "line %d column %d" % (line, col)
+
+
+_WS = " \t\n\r"
+_ESC = '"\\/bfnrt'
+
+
+def strict_json_error(text):
+    """None when `text` is JSON as CPython's json reads it (no NaN/Infinity), else
+    "line L column C: what". MicroPython's json accepts a trailing or a missing comma and a
+    missing colon; the node must refuse what `nodectl config-check` refuses on the host.
+    Also refuses nesting deeper than MAX_DEPTH (MicroPython's parser would run out of stack)."""
+    n = len(text)
+    i = 0
+    stack = []  # "{" or "["
+    # states: "v" value expected, "k" key expected, ":" colon, "," comma-or-close,
+    # "v1"/"k1" first value/key (a close is allowed there)
+    st = "v"
+    while True:
+        while i < n and text[i] in _WS:
+            i += 1
+        if i >= n:
+            if stack or st != "end":
+                return (
+                    _pos(text, i)
+                    + ": unexpected end of file"
+                    + (" (a } or ] is missing)" if stack else "")
+                )
+            return None
+        ch = text[i]
+        if st == "end":
+            return _pos(text, i) + ": extra text after the end of the document"
+        if st == ",":
+            close = "}" if stack[-1] == "{" else "]"
+            if ch == ",":
+                i += 1
+                st = "k" if close == "}" else "v"
+                while i < n and text[i] in _WS:
+                    i += 1
+                if i < n and text[i] == close:
+                    return _pos(text, i) + ": trailing comma before " + close
+                continue
+            if ch == close:
+                stack.pop()
+                i += 1
+                st = "," if stack else "end"
+                continue
+            return _pos(text, i) + ": expected , or %s (a comma missing?)" % close
+        if st == ":":
+            if ch != ":":
+                return _pos(text, i) + ": expected : after the key"
+            i += 1
+            st = "v"
+            continue
+        if st in ("k", "k1"):
+            if st == "k1" and ch == "}":
+                stack.pop()
+                i += 1
+                st = "," if stack else "end"
+                continue
+            if ch != '"':
+                return _pos(text, i) + ': expected a key in double quotes like "name"'
+            i = _skip_string(text, i)
+            if i < 0:
+                return _pos(text, -i) + ": bad string (unclosed, control character or escape)"
+            st = ":"
+            continue
+        # a value
+        if st == "v1" and ch == "]":
+            stack.pop()
+            i += 1
+            st = "," if stack else "end"
+            continue
+        if ch in "{[":
+            if len(stack) >= MAX_DEPTH:
+                return _pos(text, i) + ": nested deeper than %d levels" % MAX_DEPTH
+            stack.append(ch)
+            i += 1
+            st = "k1" if ch == "{" else "v1"
+            continue
+        if ch == '"':
+            i = _skip_string(text, i)
+            if i < 0:
+                return _pos(text, -i) + ": bad string (unclosed, control character or escape)"
+        elif ch == "-" or "0" <= ch <= "9":
+            j = _skip_number(text, i)
+            if j < 0:
+                return _pos(text, i) + ": bad number"
+            i = j
+        else:
+            for w in ("true", "false", "null"):
+                if text.startswith(w, i):
+                    i += len(w)
+                    break
+            else:
+                return _pos(text, i) + ": expected a value (a string, number, object, list,"
+                " true, false or null)"
+        st = "," if stack else "end"
+
+
+def _skip_string(t, i):
+    # i at the opening quote; returns the index after the closing one, or -(error index)
+    n = len(t)
+    i += 1
+    while i < n:
+        ch = t[i]
+        if ch == '"':
+            return i + 1
+        if ch < " ":
+            return -i
+        if ch == "\\":
+            i += 1
+            if i >= n:
+                return -i
+            e = t[i]
+            if e == "u":
+                h = t[i + 1 : i + 5]
+                if len(h) != 4:
+                    return -i
+                for x in h:
+                    if x not in "0123456789abcdefABCDEF":
+                        return -i
+                i += 4
+            elif e not in _ESC:
+                return -i
+        i += 1
+    return -n
+
+
+def _skip_number(t, i):
+    n = len(t)
+    if t[i] == "-":
+        i += 1
+    if i >= n or not "0" <= t[i] <= "9":
+        return -1
+    if t[i] == "0":
+        i += 1
+    else:
+        while i < n and "0" <= t[i] <= "9":
+            i += 1
+    if i < n and t[i] == ".":
+        i += 1
+        if i >= n or not "0" <= t[i] <= "9":
+            return -1
+        while i < n and "0" <= t[i] <= "9":
+            i += 1
+    if i < n and t[i] in "eE":
+        i += 1
+        if i < n and t[i] in "+-":
+            i += 1
+        if i >= n or not "0" <= t[i] <= "9":
+            return -1
+        while i < n and "0" <= t[i] <= "9":
+            i += 1
+    return i
+
+
+def _bad_utf8_at(b):
+    """Offset of the first byte that is not valid UTF-8 (or no surrogate); -1 if none."""
+    i, n = 0, len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+        else:
+            return i
+        for j in range(1, k + 1):
+            if i + j >= n or not 0x80 <= b[i + j] <= 0xBF:
+                return i
+        if c == 0xE0 and b[i + 1] < 0xA0 or c == 0xED and b[i + 1] > 0x9F:
+            return i  # overlong, or a UTF-16 surrogate
+        if c == 0xF0 and b[i + 1] < 0x90 or c == 0xF4 and b[i + 1] > 0x8F:
+            return i
+        i += k + 1
+    return -1
+
+
+def parse_json(data, name="config.json"):
+    """Bytes or text -> (doc, None) or (None, "name: what is wrong, and where").
+
+    Total: size is checked before anything is decoded (MAX_BYTES), the encoding (UTF-8; a
+    file saved as Latin-1 is named with the byte offset), then strict syntax with line and
+    column, then json.loads; no exception escapes."""
+    try:
+        if len(data) > MAX_BYTES:
+            return None, "%s: %d bytes, at most %d; a config is a few KB" % (
+                name,
+                len(data),
+                MAX_BYTES,
+            )
+        if isinstance(data, (bytes, bytearray)):
+            at = _bad_utf8_at(data)
+            if at >= 0:
+                return None, (
+                    "%s: not UTF-8 text at byte %d (0x%02x); save the file as UTF-8"
+                    % (name, at, data[at])
+                )
+            text = bytes(data).decode()
+        else:
+            text = data
+            for ch in text:
+                if 0xD800 <= ord(ch) <= 0xDFFF:
+                    return None, "%s: not UTF-8 text (a lone surrogate)" % name
+        err = strict_json_error(text)
+        if err:
+            return None, "%s: not valid JSON: %s" % (name, err)
+        doc = json.loads(text)
+        if not isinstance(doc, dict):
+            # `null` or `[]` would otherwise pass as "nothing to check"
+            return None, "%s: expected a JSON object {...} at the top, got %s" % (name, _got(doc))
+        return doc, None
+    except MemoryError:
+        return None, "%s: too big to read in the memory available" % name
+    except Exception as e:  # noqa: BLE001 - reading must answer, never raise
+        return None, "%s: not valid JSON (%s)" % (name, type(e).__name__)
+
+
+def read_doc(path):
+    """(doc, None) or (None, message) for a file on flash; reads at most MAX_BYTES + 1."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError:
+        return None, "%s: cannot be read (missing?)" % path
+    except MemoryError:
+        return None, "%s: too big to read in the memory available" % path
+    return parse_json(data, path)
+
+
+def read_config(path, secrets=None, need_secrets=False):
+    """Read config and merge secrets, strictly and totally. Returns (doc, messages)."""
+    doc, err = read_doc(path)
+    if err:
+        return None, [err]
+    if secrets:
+        sec, err = read_doc(secrets)
+        if err and (need_secrets or not err.endswith("(missing?)")):
+            return None, [err]
+        if sec is not None:
+            if not isinstance(sec, dict):
+                return None, ["%s: expected a JSON object {...}" % secrets]
+            if isinstance(doc, dict):
+                doc = merge(doc, sec)
+    return doc, []
+
+
+# What a set_config over MQTT may not touch: anyone who may publish to <base>/cmd could
+# otherwise point the node (and its password) at their own broker, or lock the owner out.
+_LOCAL_MQTT = ("host", "port", "user", "password", "tls", "ca", "tls_insecure", "client_id")
+_LOCAL = (("wifi", None), ("commands", None), ("spool", "file"))
+
+
+def remote_change_problems(old_doc, new_doc):
+    """Messages for each setting `new_doc` changes that only a deploy over USB may change.
+
+    Both are whole (merged) documents. Empty list: the change may be applied remotely."""
+    out = []
+    o = old_doc if isinstance(old_doc, dict) else {}
+    n = new_doc if isinstance(new_doc, dict) else {}
+    why = ": cannot be changed over MQTT (connection and security settings change by deploy)"
+
+    def sub(d, k):
+        v = d.get(k)
+        return v if isinstance(v, dict) else {}
+
+    for k, inner in _LOCAL:
+        if inner is None:
+            if o.get(k) != n.get(k):
+                out.append(k + why)
+        elif sub(o, k).get(inner) != sub(n, k).get(inner):
+            out.append("%s.%s%s" % (k, inner, why))
+    om, nm = o.get("mqtt"), n.get("mqtt")
+    if not isinstance(om, dict) or not isinstance(nm, dict):
+        if om != nm:
+            out.append("mqtt" + why)
+    else:
+        for k in _LOCAL_MQTT:
+            if om.get(k) != nm.get(k):
+                out.append("mqtt." + k + why)
+    return out
+
+
+def validate(doc, board_pins=None, boards=None):
     """Return a list of problem messages (empty when the document is valid)."""
-    return check(doc, board_pins)[0]
+    return check(doc, board_pins, boards)[0]
 
 
-def normalize(doc, board_pins=None):
+def normalize(doc, board_pins=None, boards=None):
     """Return the document with every default filled in; None if it is invalid."""
-    return check(doc, board_pins)[1]
+    return check(doc, board_pins, boards)[1]
 
 
 def load(
@@ -764,13 +1220,13 @@ def load(
     Returns (cfg, source, problems): cfg normalized or None; source is "config", "lastgood"
     or None; problems lists what was wrong with config.json (also when last-good was used).
     """
-    doc, problems = load_doc(path, secrets)
+    doc, problems = read_config(path, secrets)
     if doc is not None:
         problems, cfg = check(doc, board_pins)
         if cfg is not None:
             return cfg, "config", []
     if lastgood:
-        lg, err = read_json(lastgood)
+        lg, err = read_doc(lastgood)
         if lg is not None:
             cfg = normalize(lg, board_pins)
             if cfg is not None:
@@ -783,7 +1239,7 @@ def main(argv):
         print("usage: micropython -m node.config check config.json [secrets.json]")
         return 2
     path = argv[1]
-    doc, msgs = load_doc(path, argv[2] if len(argv) > 2 else None, True)
+    doc, msgs = read_config(path, argv[2] if len(argv) > 2 else None, True)
     if doc is not None:
         msgs = ["%s: %s" % (path, m) for m in validate(doc)]
     for m in msgs:

@@ -42,6 +42,7 @@ def test_build_compiles_lib_keeps_boot_and_main_and_stamps_the_version(tmp_path)
         "lib/node/__init__.mpy",
         "lib/node/cfgfile.mpy",
         "lib/node/cold.mpy",
+        "lib/node/commands.mpy",
         "lib/node/config.mpy",
         "lib/node/jsoncheck.mpy",
         "lib/node/version.mpy",

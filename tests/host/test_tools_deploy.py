@@ -80,6 +80,7 @@ def test_deploy_lands_compiled_files_config_and_version(project, device):
             "lib/node/__init__.mpy",
             "lib/node/cfgfile.mpy",
             "lib/node/cold.mpy",
+            "lib/node/commands.mpy",
             "lib/node/config.mpy",
             "lib/node/jsoncheck.mpy",
             "lib/node/version.mpy",
@@ -88,7 +89,7 @@ def test_deploy_lands_compiled_files_config_and_version(project, device):
     )
     assert files["lib/blink.mpy"][:1] == b"M"  # mpy-cross output, not source
     assert json.loads(files["version.json"])["version"] == "test-1"
-    assert f"{14 + len(BOARDS)} copied" in r.stdout
+    assert f"{15 + len(BOARDS)} copied" in r.stdout
     # The compiled modules run on the device, and the node can report its version.
     out = on_device(
         device,
@@ -103,7 +104,7 @@ def test_second_deploy_copies_nothing(project, device):
     before = {p: (device.root / p).stat().st_mtime_ns for p in device.files()}
     r = deploy(project, device)
     assert r.returncode == 0, r.stderr
-    assert f"{14 + len(BOARDS)} unchanged, 0 to copy, 0 to remove" in r.stdout
+    assert f"{15 + len(BOARDS)} unchanged, 0 to copy, 0 to remove" in r.stdout
     assert {p: (device.root / p).stat().st_mtime_ns for p in device.files()} == before
 
 

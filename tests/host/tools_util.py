@@ -53,7 +53,7 @@ class Project:
         self.secrets = root / "secrets.json"
         (self.lib / "node").mkdir(parents=True)
         # the validator and its file helpers
-        for mod in ("config.py", "cfgfile.py", "jsoncheck.py", "cold.py"):
+        for mod in ("config.py", "cfgfile.py", "jsoncheck.py", "cold.py", "commands.py"):
             shutil.copyfile(REPO / "lib" / "node" / mod, self.lib / "node" / mod)
         self.write("lib/node/__init__.py", "")
         self.write("lib/blink.py", "def on():\n    return 'blink on'\n")
