@@ -48,6 +48,16 @@ def _validate(doc):
     return msgs
 
 
+def _local_changes(old, new):
+    """What new changes of the settings only a deploy may change (the validator's list)."""
+    from node import config
+
+    msgs = config.remote_change_problems(old, new)
+    del config
+    cold.unload("node.config")
+    return msgs
+
+
 def run(n, cmd, now):
     name = cmd["cmd"]
     ok = commands.result
@@ -84,7 +94,15 @@ def run(n, cmd, now):
         if cur is not None and cmd.get("merge", True):
             new = cfgfile.merge(cur, new)
         timeout = cmd.get("confirm_timeout") or n.cfg["commands"]["confirm_timeout"]
-        problems = cfgfile.start_trial(new, timeout, _validate, on_trial)
+        # Connection and security settings change by deploy only: a broker user must not move
+        # the node to another broker (with its password) or lock its owner out.
+        base = cfgfile.merged()
+
+        def check(doc):
+            msgs = _validate(doc)
+            return msgs or ([] if base is None else _local_changes(base, doc))
+
+        problems = cfgfile.start_trial(new, timeout, check, on_trial)
         if problems:
             return ok(cmd, False, error="invalid config: nothing changed", problems=problems[:20])
         n.shutdown("reset", now)

@@ -72,6 +72,20 @@ def test_set_config_invalid_is_refused_with_messages():
         assert json.load(f)["mqtt"].get("port") is None
 
 
+def test_set_config_cannot_move_the_node_to_another_broker_or_lock_commands():
+    w = World()
+    w.run(100)
+    for change in ('{"mqtt":{"host":"evil.example","tls":false}}', '{"commands":{"enabled":false}}'):
+        w.mq.deliver("Erdgeschoss/Wohnzimmer/cmd", '{"cmd":"set_config","config":%s}' % change)
+        w.run(100)  # no reset: nothing was applied
+        r = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/result")[-1])
+        assert r["ok"] is False, r
+        assert any("cannot be changed over MQTT" in p for p in r["problems"]), r
+    with open("config.json") as f:
+        d = json.load(f)
+    assert d["mqtt"]["host"] != "evil.example" and "commands" not in d, d
+
+
 def _reboot(w, ms=5000):
     try:
         w.run(ms)
