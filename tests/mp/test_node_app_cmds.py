@@ -75,7 +75,8 @@ def test_set_config_invalid_is_refused_with_messages():
 def test_set_config_cannot_move_the_node_to_another_broker_or_lock_commands():
     w = World()
     w.run(100)
-    for change in ('{"mqtt":{"host":"evil.example","tls":false}}', '{"commands":{"enabled":false}}'):
+    evil = ('{"mqtt":{"host":"evil.example","tls":false}}', '{"commands":{"enabled":false}}')
+    for change in evil:
         w.mq.deliver("Erdgeschoss/Wohnzimmer/cmd", '{"cmd":"set_config","config":%s}' % change)
         w.run(100)  # no reset: nothing was applied
         r = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/result")[-1])
