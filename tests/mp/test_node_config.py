@@ -406,6 +406,19 @@ def test_i2c_address_forms():
         assert config.parse_i2c_address(bad) is None, bad
 
 
+def test_built_in_board_names_are_the_board_files_and_board_py():
+    # the validator's fallback list, board.py's built-in pins and boards/*.json name the same
+    from node import board
+
+    assert sorted(config.BOARDS) == sorted(board._BUILTIN)
+    try:
+        files = sorted(f[:-5] for f in os.listdir("../../boards") if f.endswith(".json"))
+    except OSError:
+        files = None
+    if files is not None:
+        assert sorted(config.BOARDS) == files, files
+
+
 def _write(path, doc):
     with open(path, "w") as f:
         f.write(doc if isinstance(doc, str) else json.dumps(doc))
