@@ -114,15 +114,7 @@ class Store:
     def _scan_count(self):
         c = 0
         for n in self._segs:
-            try:
-                with open(self._seg_path(n), "rb") as f:
-                    if n == self._pos_seg:
-                        f.seek(self._pos_off)
-                    for line in f:
-                        if line[-1] == 10:
-                            c += 1
-            except OSError:
-                pass
+            c += self._count_from(n, self._pos_off if n == self._pos_seg else 0)
         return c
 
     def _count_from(self, n, off):
