@@ -68,3 +68,20 @@ def test_broker_refusal_in_words_kept_in_ring_while_offline():
     assert len(got) == 1, log.ring
     assert ":1883" in got[0]
     assert len(log.ring) <= log.RING and all(len(x) <= log.WIDTH for x in log.ring)
+
+
+class Bus:
+    def scan(self):
+        return [0x23, 0x77]
+
+
+def test_missing_sensor_names_the_addresses_on_the_bus_once():
+    fresh()
+    w = World()
+    w.board.bus_for = lambda scfg: Bus()
+    w.run(100)
+    w.drv.fail = OSError(19)
+    w.run(60000)
+    lines = [x for x in w.mq.topics(LOG) if "sensor bme280" in x]
+    assert len(lines) == 1, lines
+    assert "I2C bus has 0x23 0x77" in lines[0]
