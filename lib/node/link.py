@@ -9,10 +9,11 @@ callback and the loop. Everything else publishes through `publish()` and asks `o
     link.publish("B/Temp", "21.5")      # False when the wrapper refused it (outbox full)
 """
 
+from node import log as _log
+
 WIFI_TRY_MS = 20000  # give one network this long before trying the next
 INBOX = 4  # messages buffered between the MQTT callback and the loop; more are dropped, logged
 
-from node import log as _log
 
 # ESP32 / simulated network.WLAN status() codes, in words (others are shown as numbers)
 _WIFI_TEXT = {
