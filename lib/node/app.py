@@ -26,6 +26,7 @@ import json
 import sys
 
 from node import cold
+from node import log as _log
 from node.delivery import Delivery, open_store
 from node.link import Link
 from node.payload import Topics
@@ -35,6 +36,7 @@ from node.timekeep import Timekeeper
 WDT_MS = 60000  # watchdog timeout; fed after every completed loop step
 STEP_FAILS_LIMIT = 20  # this many failed steps in a row: stop feeding the watchdog
 BOOT_GRACE_MS = 15000  # at boot, wait this long for the broker before the first reading
+LOG_PER_STEP = 2  # console lines published to B/log per loop step once connected
 SHUTDOWN_MS = 3000  # a reset or deep sleep waits this long for the wrapper to go idle
 
 try:
@@ -93,6 +95,11 @@ class Node:
         self._good_marked = False
         self._step_fails = 0
         self._shutdown = None  # (kind, deadline, ms) once a reboot or sleep is under way
+        _log.say(
+            "boot", "firmware %s, reset cause %s, config %s" % (FW, board.reset_cause(), source)
+        )
+        if safe_reason:
+            _log.say("safe mode", safe_reason)
 
     @property
     def published(self):
@@ -224,6 +231,11 @@ class Node:
                 self.sensing.step(now, hold)
             self.delivery.step(now, self.sensing.busy(), live)
             if lk.online():
+                for _ in range(LOG_PER_STEP):
+                    line = _log.take()
+                    if line is None:
+                        break
+                    lk.publish(self.topics.base + "/log", line, False, 0)
                 if self.announcer is not None:
                     self._announce_step(now)
                 if c.ticks_diff(now, self._diag_due) >= 0:
@@ -342,7 +354,7 @@ class Node:
         self.save_state()
 
     def log(self, msg):
-        print("node:", msg)
+        _log.say("node", msg)
 
 
 def _crc(s):

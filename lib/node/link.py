@@ -9,8 +9,21 @@ callback and the loop. Everything else publishes through `publish()` and asks `o
     link.publish("B/Temp", "21.5")      # False when the wrapper refused it (outbox full)
 """
 
+from node import log as _log
+
 WIFI_TRY_MS = 20000  # give one network this long before trying the next
 INBOX = 4  # messages buffered between the MQTT callback and the loop; more are dropped, logged
+
+
+# ESP32 / simulated network.WLAN status() codes, in words (others are shown as numbers)
+_WIFI_TEXT = {
+    1001: "connecting",
+    200: "beacon timeout",
+    201: "no AP named %r",
+    202: "wrong password for %r",
+    203: "association with %r failed",
+    204: "handshake timeout",
+}
 
 
 class Link:
@@ -94,6 +107,7 @@ class Link:
         except Exception:  # noqa: BLE001
             pass
         c = self.clock
+        self._wifi_say(up)
         if up != self.wifi_up:
             self.wifi_up = up
             if up:
@@ -103,6 +117,37 @@ class Link:
         if not up and self._started is not None and c.ticks_diff(now, self._started) >= WIFI_TRY_MS:
             self._idx += 1
             self._wifi_connect(now)
+
+    def _wifi_say(self, up):
+        """Console line for WiFi: formatted only when the status code changes."""
+        w = self.board.wlan()
+        try:
+            code = w.status()
+        except Exception:  # noqa: BLE001
+            code = None
+        key = (up, code)
+        if key == getattr(self, "_wifi_key", None):
+            return
+        self._wifi_key = key
+        if up:
+            _log.say("wifi", "associated, ip %s" % (self.ip_now(),))
+            return
+        nets = self.cfg["wifi"]
+        ssid = nets[self._idx % len(nets)]["ssid"] if nets else ""
+        t = _WIFI_TEXT.get(code) if isinstance(code, int) else None
+        if t is None:
+            t = "down (status %r)" % (code,)
+        elif "%r" in t:
+            t = t % ssid
+        elif code == 1001:
+            t = "connecting to %r" % ssid
+        _log.say("wifi", t)
+
+    def ip_now(self):
+        try:
+            return self.board.wlan().ifconfig()[0]
+        except Exception:  # noqa: BLE001
+            return None
 
     def wifi_down_ms(self, now):
         t = self._down_total
@@ -129,11 +174,36 @@ class Link:
             return False
         self._wifi_step(now)
         self.mqtt.step()
+        self._mqtt_say()
         if self._just_connected:
             self._just_connected = False
             self.connected_once = True
             return True
         return False
+
+    def _mqtt_say(self):
+        """Console line for the broker, from the wrapper's public status."""
+        m = self.mqtt
+        if m is None:
+            return
+        if m.is_connected():
+            key = "up"
+        else:
+            try:
+                key = m.status().get("last_error")
+            except Exception:  # noqa: BLE001
+                key = None
+        if key == getattr(self, "_mqtt_key", 0):
+            return
+        self._mqtt_key = key
+        c = self.cfg["mqtt"]
+        where = "%s:%s" % (c["host"], c["port"])
+        if key == "up":
+            _log.say("mqtt", "connected to %s" % where)
+        elif key is None:
+            _log.say("mqtt", "connecting to %s" % where)
+        else:
+            _log.say("mqtt", "%s %s" % (where, key))
 
     # callbacks, called inside the wrapper's step: only note things down
     def _on_connect(self, session_present):

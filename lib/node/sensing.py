@@ -131,7 +131,15 @@ class Sensing:
             s.drv = None
         if s.consec >= FAIL_LIMIT:
             self._set_online(s, False)
-        self.log("sensor %s: %r" % (s.name, e))
+        if s.consec == 1:  # a change of state: say it once, with what is on the bus
+            self.log("sensor %s: %r%s" % (s.name, e, self._found(s)))
+
+    def _found(self, s):
+        try:
+            addrs = self.board.bus_for(s.cfg).scan()
+        except Exception:  # noqa: BLE001 - not I2C, or the bus itself failed
+            return ""
+        return "; I2C bus has " + (" ".join("0x%02x" % a for a in addrs) or "nothing")
 
     def _ok(self, s, raw, now):
         s.consec = 0

@@ -67,10 +67,12 @@ def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
     reason = guard.begin(bad, cfg is not None, held and board.button_held())
     if force_safe and not reason:
         reason = force_safe
+    from node import log
+
     for p in problems:
-        print("config:", p)
+        log.say("config", p)
     if reason:
-        print("node: safe mode:", reason)
+        log.say("safe mode", reason)
         if cfg is None:
             if spare is None:
                 return None, reason, problems
