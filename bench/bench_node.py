@@ -31,8 +31,9 @@ _spec = importlib.util.spec_from_file_location("sim_run", REPO / "tools" / "sim"
 RUN = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(RUN)
 
-# Runs inside MicroPython on the simulated board, in the device directory.
-DRIVER = r"""
+# Runs inside MicroPython on the simulated board, in the device directory: loads the simulated
+# board and sets `base`, the heap taken before any node code (bench_heap_modules.py uses it too).
+SIM_LOAD = r"""
 import gc, json, sys, time
 # The simulated board's own modules and device models live in this heap too (on an ESP32
 # they are C code): load them first and count the node from there.
@@ -46,6 +47,11 @@ onewire.OneWire(machine.Pin(4)).scan()
 machine.ADC(machine.Pin(35)).read_uv()
 gc.collect()
 base = gc.mem_alloc()
+"""
+
+DRIVER = (
+    SIM_LOAD
+    + r"""
 if len(sys.argv) > 2 and sys.argv[2] == "probe":
     print("BENCH " + repr({"sim_base": base}))
     sys.exit(0)
@@ -105,6 +111,7 @@ print("BENCH " + repr({"imports_and_boot": prog["imports_and_boot"], "sim_base":
        "spool": node.delivery.pending()}))
 node.stop()
 """
+)
 
 
 def compile_lib(dst: Path) -> None:

@@ -1,0 +1,384 @@
+#!/usr/bin/env python3
+"""Where the node's heap goes, per module, on the device twin (32-bit, float32): prints tables.
+
+1. For every module under lib/, the heap its import costs on its own (after gc; the modules it
+   imports at top level are imported first, so each byte is counted once), lib as .mpy files and
+   lib frozen into the twin, and whether the module is resident in the node's steady state (in
+   sys.modules after a few thousand loop cycles against a broker, with discovery and diagnostics
+   having run) or cold (imported for a job and dropped again).
+2. The cold parts as the running node meets them: ms to import, ms per use, the heap they hold
+   while loaded and what is left after they are dropped (should be 0: nothing keeps a
+   reference), measured in the steady-state node on the twin, real time.
+
+    make bench                        (builds the twin first)
+    .venv/bin/python bench/bench_heap_modules.py [--form mpy] [--cycles 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+import bench_node as BN  # noqa: E402
+import bench_twin as BT  # noqa: E402
+
+LIB = REPO / "lib"
+
+# Each lib module in the order given (its top-level imports come before it): the heap its own
+# import costs after gc, or the exception.
+IMPORTS = (
+    BN.SIM_LOAD
+    + r"""
+for name in open("bench_modules.txt").read().split():
+    gc.collect()
+    a = gc.mem_alloc()
+    try:
+        __import__(name)
+    except Exception as e:
+        print("MOD %s err %r" % (name, e))
+        continue
+    gc.collect()
+    print("MOD %s %d" % (name, gc.mem_alloc() - a))
+"""
+)
+
+# The node in steady state, then each cold part imported, used and dropped as the node does it.
+STEADY = (
+    BN.SIM_LOAD
+    + r"""
+from node import startup, cold
+node, reason, problems = startup.build()
+del startup
+cold.unload("node.startup", "node.cfgfile")
+node.start()
+node.board.wdt(60000)
+N = int(sys.argv[1])
+for i in range(N):
+    node.step()
+    time.sleep_ms(20)
+gc.collect()
+print("STEADY %d %s" % (gc.mem_alloc() - base, node.link.online()))
+for name in sorted(sys.modules):
+    if name.split(".")[0] in ("node", "mqtt", "sensors"):
+        print("RESIDENT " + name)
+
+rt = getattr(time, "_rt", time)  # the simulated board's time is simulated: real time here
+
+
+def us():
+    return rt.ticks_us()
+
+
+def cold_part(label, imp, use, drop):
+    gc.collect()
+    a = gc.mem_alloc()
+    t0 = us()
+    m = imp()
+    t1 = us()
+    gc.collect()
+    held = gc.mem_alloc() - a
+    t2 = us()
+    what = use(m)
+    t3 = us()
+    del m
+    cold.unload(*drop)
+    for _ in range(50):  # what the part sent is the wrapper's until acknowledged
+        node.step()
+        time.sleep_ms(20)
+    gc.collect()
+    left = gc.mem_alloc() - a
+    print("COLD %s|%d|%d|%d|%d|%s" % (label, rt.ticks_diff(t1, t0), rt.ticks_diff(t3, t2),
+                                      held, left, what))
+
+
+def imp_config():
+    from node import config
+    return config
+
+
+def use_config(config):
+    from node import cfgfile
+    p = cfgfile.path
+    cfg, source, problems = config.load(p(cfgfile.CONFIG), p(cfgfile.SECRETS), p(cfgfile.LASTGOOD))
+    return "load + validate config.json: %s" % source
+
+
+def imp_cmd():
+    from node import cmdexec
+    return cmdexec
+
+
+def use_cmd(cmdexec):
+    now = time.ticks_ms()
+    cmdexec.handle(node, b'{"cmd":"get_config","id":"bench"}', False, now)
+    cmdexec.handle(node, b'{"cmd":"read","id":"bench"}', False, now)
+    return "get_config + read, parsed, run, result published"
+
+
+def imp_disc():
+    from node import discovery
+    return discovery
+
+
+def use_disc(discovery):
+    a = discovery.Announcer(node.cfg, node.topics, node.mac, node.fw, memory="bench_disc.json")
+    now = time.ticks_ms()
+    a.schedule(now, 0)
+    k = 0
+    while a.pending():
+        m = a.step(now)
+        if m is not None:
+            k += 1
+    return "one discovery round, %d messages built" % k
+
+
+def imp_diag():
+    from node import diag
+    return diag
+
+
+def use_diag(diag):
+    return "status + info documents, %d B" % (len(diag.status(node)) + len(diag.info(node)))
+
+
+def imp_store():
+    from mqtt.store import Store
+    return Store
+
+
+def use_store(Store):
+    for f in ("bench_spool.dat.0", "bench_spool.dat.1", "bench_spool.dat.pos"):
+        try:
+            import os
+            os.remove(f)
+        except OSError:
+            pass
+    st = Store("bench_spool.dat", 4, 32768, 1)
+    for i in range(100):
+        st.put(b'{"t":%d,"s":"bme280","Temp":"21.5","Hum":"45"}' % (1780000000 + i))
+    st.flush()
+    t0 = us()
+    st = Store("bench_spool.dat", 4, 32768, 1)  # as after a reboot: scan the segments
+    k = 0
+    while True:
+        recs = st.peek(10)
+        if not recs:
+            break
+        k += len(recs)
+        st.commit()
+    return "reopen + replay %d records in batches of 10 (%d ms of it reopen+replay)" % (
+        k, rt.ticks_diff(us(), t0) // 1000)
+
+
+def imp_sleep():
+    from node.sleep import Sleeper
+    return Sleeper
+
+
+def use_sleep(Sleeper):
+    sl = Sleeper({"interval": 60, "awake_cap": 10}, node.board, time, time.ticks_ms())
+    sl.save(True, True)
+    return "read RTC memory, save the wake facts"
+
+
+def imp_safe():
+    from node.safemode import BootGuard
+    return BootGuard
+
+
+def use_safe(BootGuard):
+    g = BootGuard("bench_boot.json")
+    r = g.begin(3, True, False)
+    g.good()
+    return "boot counted and marked good (%s)" % r
+
+
+cold_part("config validation", imp_config, use_config, ("node.config", "node.cfgfile"))
+cold_part("commands (cmdexec)", imp_cmd, use_cmd, ("node.cmdexec", "node.commands", "node.cfgfile"))
+cold_part("discovery", imp_disc, use_disc, ("node.discovery", "node.cfgfile"))
+cold_part("diagnostics", imp_diag, use_diag, ("node.diag",))
+cold_part("spool replay (resident store)", imp_store, use_store, ())
+cold_part("sleep entry", imp_sleep, use_sleep, ("node.sleep",))
+cold_part("safe mode (boot guard)", imp_safe, use_safe, ("node.safemode",))
+node.stop()
+"""
+)
+
+
+def module_names() -> list[str]:
+    out = []
+    for f in sorted(LIB.rglob("*.py")):
+        parts = list(f.relative_to(LIB).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out.append(".".join(parts))
+    return out
+
+
+def _top_level_imports(tree: ast.Module, mod: str, known: set[str]) -> set[str]:
+    """Lib modules imported when `mod` is imported: module-level statements only (also inside a
+    module-level try or if), not function bodies, which run later."""
+    found: set[str] = set()
+
+    def visit(stmts):
+        for n in stmts:
+            if isinstance(n, ast.Import):
+                names = [a.name for a in n.names]
+            elif isinstance(n, ast.ImportFrom):
+                base = n.module or ""
+                if n.level:
+                    base = ".".join(mod.split(".")[: -n.level] + ([base] if base else []))
+                names = [
+                    base + "." + a.name if base + "." + a.name in known else base for a in n.names
+                ]
+            else:
+                for field in ("body", "orelse", "finalbody", "handlers"):
+                    sub = getattr(n, field, None)
+                    if sub and not isinstance(n, (ast.FunctionDef, ast.ClassDef)):
+                        visit(sub)
+                continue
+            for name in names:
+                # importing a.b imports the package a first
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):
+                    p = ".".join(parts[:i])
+                    if p in known and p != mod:
+                        found.add(p)
+
+    visit(tree.body)
+    return found
+
+
+def import_order() -> list[str]:
+    """Every lib module, each after the lib modules its import pulls in."""
+    names = module_names()
+    known = set(names)
+    deps = {}
+    for m in names:
+        f = LIB / (m.replace(".", "/") + ".py")
+        if not f.exists():
+            f = LIB / m.replace(".", "/") / "__init__.py"
+        deps[m] = _top_level_imports(ast.parse(f.read_text()), m, known)
+    order: list[str] = []
+
+    def add(m, seen=()):
+        if m in order or m in seen:
+            return
+        for d in sorted(deps[m]):
+            add(d, seen + (m,))
+        order.append(m)
+
+    for m in names:
+        add(m)
+    return order
+
+
+def run_mp(interp: BN.Interp, dev: Path, env: dict, script: str, args: list[str], heap: int) -> str:
+    (dev / "bench_probe.py").write_text(script)
+    r = subprocess.run(
+        [interp.path, "-X", "heapsize=%d" % heap, "bench_probe.py", *args],
+        cwd=dev,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(
+            "twin run failed (exit %d):\n%s" % (r.returncode, (r.stdout + r.stderr)[-3000:])
+        )
+    return r.stdout
+
+
+def bench_form(form: str, port: int, cycles: int, work: Path) -> dict:
+    interp = BN.Interp(str(BT.TWIN[form]), twin=True, frozen=form == "frozen")
+    ev = BN.Events(port, "Bench/Heap")
+    try:
+        dev, env, sim_base = BN.prepare(ev.proxy.port, work / form, interp)
+        (dev / "bench_modules.txt").write_text("\n".join(import_order()))
+        heap = sim_base + 256 * 1024
+        mods = {}
+        for line in run_mp(interp, dev, env, IMPORTS, [], heap).splitlines():
+            if line.startswith("MOD "):
+                _, name, *rest = line.split(" ", 3)
+                mods[name] = int(rest[0]) if rest[0] != "err" else None
+        out = run_mp(interp, dev, env, STEADY, [str(cycles)], heap)
+    finally:
+        ev.close()
+    resident = [x.split()[1] for x in out.splitlines() if x.startswith("RESIDENT ")]
+    steady = [x.split() for x in out.splitlines() if x.startswith("STEADY ")]
+    cold = [x[5:].split("|") for x in out.splitlines() if x.startswith("COLD ")]
+    return {"mods": mods, "resident": resident, "steady": steady, "cold": cold}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cycles", type=int, default=3000)
+    ap.add_argument("--form", choices=("frozen", "mpy"), action="append")
+    args = ap.parse_args()
+    forms = args.form or ["mpy", "frozen"]
+    for f in forms:
+        if not BT.TWIN[f].exists():
+            print("%s is missing: run `make bench-twin` (it builds the twin)" % BT.TWIN[f])
+            return 2
+    from tests.fixtures.broker import Broker, make_certs
+
+    work = Path(tempfile.mkdtemp(prefix="bench-heapmod-"))
+    broker = Broker(work / "broker", make_certs(work / "certs"))
+    broker.start()
+    res = {}
+    try:
+        for f in forms:
+            res[f] = bench_form(f, broker.port, args.cycles, work)
+    finally:
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    def b(v):
+        return "-" if v is None else "%d" % v
+
+    print("device twin (32-bit, float32): heap each lib module's import costs (B, after gc), and")
+    print(
+        "where it is after %d loop cycles of the bench node (default scenario's sensors):"
+        % args.cycles
+    )
+    print("  %-22s %8s %8s  %s" % ("module", ".mpy", "frozen", "steady state"))
+    first = res[forms[0]]
+    total = {f: {"resident": 0, "cold": 0} for f in forms}
+    for name in import_order():
+        where = "resident" if name in first["resident"] else "cold"
+        vals = [res[f]["mods"].get(name) for f in forms]
+        for f, v in zip(forms, vals, strict=True):
+            if v is not None:
+                total[f][where] += v
+        print("  %-22s %s  %s" % (name, " ".join("%8s" % b(v) for v in vals), where))
+    for where in ("resident", "cold"):
+        print("  %-22s %s" % ("sum " + where, " ".join("%8d" % total[f][where] for f in forms)))
+    for f in forms:
+        for s in res[f]["steady"]:
+            print(
+                "  %s: node allocated after gc in steady state %s B (online %s)" % (f, s[1], s[2])
+            )
+    print(
+        "cold parts in the steady-state node (twin, real time): import ms, use ms, heap held while"
+    )
+    print("loaded (B), heap left after dropping it (B, 0: nothing keeps a reference):")
+    for f in forms:
+        for label, imp, use, held, left, what in res[f]["cold"]:
+            print(
+                "  %-6s %-30s import %6.1f ms  use %7.1f ms  held %6s B  left %5s B  (%s)"
+                % (f, label, int(imp) / 1000, int(use) / 1000, held, left, what)
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
