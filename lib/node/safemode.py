@@ -18,7 +18,8 @@ import json
 class BootGuard:
     def __init__(self, path="bootstate.json"):
         self.path = path
-        self.state = {"bad": 0, "boots": 0}
+        # open: this boot's bad count is not undone yet (by good(), or by a power-on next)
+        self.state = {"bad": 0, "boots": 0, "open": False}
         try:
             with open(path) as f:
                 d = json.load(f)
@@ -45,10 +46,17 @@ class BootGuard:
     def boots(self):
         return self.state["boots"]
 
-    def begin(self, bad_boots=3, config_ok=True, button=False):
-        """Count this boot; return the safe-mode reason or None for a normal start."""
+    def begin(self, bad_boots=3, config_ok=True, button=False, power_on=False):
+        """Count this boot; return the safe-mode reason or None for a normal start.
+
+        power_on: this is a power-on reset (the supply came back, or the EN button): the boot
+        before ended because the power went, not because the node failed, so it is not
+        counted as a bad boot. A power flicker during a storm must not end in safe mode."""
         st = self.state
         st["boots"] = st.get("boots", 0) + 1
+        if power_on and st.get("open"):
+            st["bad"] = st.get("bad", 1) - 1
+        st["open"] = False
         reason = None
         if button:
             reason = "boot button held"
@@ -57,18 +65,21 @@ class BootGuard:
         elif st.get("bad", 0) >= bad_boots:
             reason = "%d boots in a row failed before becoming healthy" % st["bad"]
         if reason is None:
-            st["bad"] = st.get("bad", 0) + 1  # undone by good()
+            st["bad"] = st.get("bad", 0) + 1  # undone by good(), or by a power-on next
+            st["open"] = True
         self._save()
         self.reason = reason
         return reason
 
     def good(self):
         """This boot ran healthy long enough: reset the bad-boot count."""
-        if self.state.get("bad"):
+        if self.state.get("bad") or self.state.get("open"):
             self.state["bad"] = 0
+            self.state["open"] = False
             self._save()
 
     def leave(self):
         """Next boot is a normal one (the leave_safe_mode command)."""
         self.state["bad"] = 0
+        self.state["open"] = False
         self._save()

@@ -64,7 +64,8 @@ def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
     board = board_factory(name)
     held = cfg is None or cfg["safe_mode"]["button"]
     bad = cfg["safe_mode"]["bad_boots"] if cfg else 3
-    reason = guard.begin(bad, cfg is not None, held and board.button_held())
+    power_on = board.reset_cause() == "pwron"
+    reason = guard.begin(bad, cfg is not None, held and board.button_held(), power_on)
     if force_safe and not reason:
         reason = force_safe
     from node import log

@@ -61,6 +61,7 @@ class Board:
         self.resets = 0
         self.sleeps = []
         self.fed = 0
+        self.cause = "pwron"  # what reset_cause() says at the next build
 
     def wlan(self):
         return self.w
@@ -69,7 +70,7 @@ class Board:
         return "a4cf12345678"
 
     def reset_cause(self):
-        return "pwron"
+        return self.cause
 
     def woke_from_deepsleep(self):
         return False

@@ -132,6 +132,7 @@ def test_set_config_confirmed_is_kept():
 
 def test_safe_mode_after_bad_boots_and_leave():
     w = World(doc(safe_mode={"bad_boots": 2, "good_after": 30}))
+    w.board.cause = "wdt"  # each boot dies early and the watchdog resets the board
     for _ in range(2):  # two boots that die early
         w.node = w.build()
         w.run(1000)
@@ -151,6 +152,21 @@ def test_safe_mode_after_bad_boots_and_leave():
     w.run(31000)  # healthy long enough: a good boot
     w.node = w.build()
     assert w.node.safe_reason is None
+
+
+def test_power_cuts_before_healthy_are_not_failed_boots():
+    # A power flicker: every boot cut off early by the supply (a power-on reset follows).
+    w = World(doc(safe_mode={"bad_boots": 2, "good_after": 30}))
+    for _ in range(5):
+        w.run(1000)
+        w.node = w.build()
+        assert w.node.safe_reason is None
+    # The same early ends with a watchdog reset after them are failures, counted as before.
+    w.board.cause = "wdt"
+    for _ in range(2):
+        w.run(1000)
+        w.node = w.build()
+    assert w.node.safe_reason == "2 boots in a row failed before becoming healthy"
 
 
 def test_invalid_config_without_last_good_starts_safe_mode_reachable():
