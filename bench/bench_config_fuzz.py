@@ -3,7 +3,7 @@
 
 Runs the seeded cases of tests/mp/test_node_config_fuzz.py inside MicroPython as the device
 runs the validator: on the device twin (32-bit, float32) when it is built, else the Unix port,
-with a 256 KB heap. Every case is read (`config.parse_json`), checked, compared with
+with a 256 KB heap. Every case is read (`cfgfile.parse_json`), checked, compared with
 `remote_change_problems` and redacted; a case that raises is a crash.
 
     config fuzz: 2000 cases, 0 crashes (twin, heap 256K, seed 1, 4.1 s)

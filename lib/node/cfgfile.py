@@ -1,5 +1,5 @@
-"""The config-file lifecycle on flash, in one place: read, merge secrets, atomic write,
-last-good copy, set_config trial and revert, and changes made by commands.
+"""The config-file lifecycle on flash, in one place: read (strict JSON, bounded), merge secrets,
+atomic write, last-good copy, set_config trial and revert, and changes made by commands.
 
 Files (all under `ROOT`, the device's root folder):
   config.json           the user's config;  secrets.json  merged over it (optional)
@@ -52,24 +52,65 @@ def merge(base, over):
     return base
 
 
-def read_json(p):
-    """Return (doc, None) or (None, message) for a missing or unparsable file."""
+# Reading is bounded before anything is parsed: a config is a few KB; a bigger file is a
+# mistake (or an attack) and would take the heap the node needs.
+MAX_BYTES = 16384
+
+
+def parse_json(data, name=CONFIG):
+    """Bytes or text of a file a user writes -> (object, None) or (None, "name: what, where").
+
+    Total: the size is checked before anything is decoded (MAX_BYTES), then the encoding
+    (UTF-8, a bad byte named with its offset), then strict JSON with line and column (the
+    device's json accepts a trailing or missing comma, which the host refuses), then json.loads
+    and an object at the top; no exception escapes."""
     try:
-        with open(p) as f:
-            text = f.read()
+        if len(data) > MAX_BYTES:
+            return None, "%s: %d bytes, at most %d; a config is a few KB" % (
+                name,
+                len(data),
+                MAX_BYTES,
+            )
+        from node import cold, jsoncheck
+
+        if isinstance(data, (bytes, bytearray)):
+            at = jsoncheck.bad_utf8_at(data)
+            if at >= 0:
+                cold.unload("node.jsoncheck")
+                return None, (
+                    "%s: not UTF-8 text at byte %d (0x%02x); save the file as UTF-8"
+                    % (name, at, data[at])
+                )
+            data = bytes(data).decode()
+        err = jsoncheck.check(data)
+        cold.unload("node.jsoncheck")
+        if err:
+            return None, "%s: not valid JSON: %s" % (name, err)
+        doc = json.loads(data)
+        if not isinstance(doc, dict):
+            # `null` or `[]` would otherwise pass as "nothing to check"
+            t = json.dumps(doc)
+            return None, "%s: expected a JSON object {...} at the top, got %s" % (
+                name,
+                t if len(t) <= 60 else t[:57] + "...",
+            )
+        return doc, None
+    except MemoryError:
+        return None, "%s: too big to read in the memory available" % name
+    except Exception as e:  # noqa: BLE001 - reading must answer, never raise
+        return None, "%s: not valid JSON (%s)" % (name, type(e).__name__)
+
+
+def read_json(p):
+    """(object, None) or (None, message) for a file on flash; reads at most MAX_BYTES + 1."""
+    try:
+        with open(p, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError:
         return None, "%s: cannot be read (missing?)" % p
-    from node import cold
-    from node.jsoncheck import check  # the device's json accepts what JSON refuses
-
-    err = check(text)
-    cold.unload("node.jsoncheck")
-    if err:
-        return None, "%s: %s" % (p, err)
-    try:
-        return json.loads(text), None
-    except (ValueError, TypeError) as e:
-        return None, "%s: not valid JSON (%s)" % (p, e)
+    except MemoryError:
+        return None, "%s: too big to read in the memory available" % p
+    return parse_json(data, p)
 
 
 def load_doc(p, secrets=None, need_secrets=False):

@@ -1,9 +1,10 @@
-"""Node configuration: versioned schema, validator, loader with secrets merge and last-good copy.
+"""Node configuration: versioned schema, validator, and the loader that validates with last-good.
 
 `validate(doc)` returns a list of messages, one per problem, each naming the JSON path and the
 expected form (``sensors[1].address: expected an I2C address like "0x76", got "76x"``).
-`normalize(doc)` fills in defaults (call it only on a valid doc). `load()` reads config.json,
-merges secrets.json over it, validates, and falls back to the last-good copy.
+`normalize(doc)` fills in defaults (call it only on a valid doc). `load()` reads config.json
+with secrets.json merged over it (node.cfgfile reads every config file, strictly), validates,
+and falls back to the last-good copy.
 
     from node import config
     cfg, source, problems = config.load("config.json", "secrets.json")
@@ -15,9 +16,9 @@ Command line (Unix port or device REPL), exit 1 when there are problems, 2 on ba
 
 import json
 
-# The file helpers live in node/cfgfile.py (small, kept loaded by the running node); this module
-# is the validator, which the node loads only to validate and drops again, and which the host
-# tool runs as `micropython -m node.config check` with lib/ on MICROPYPATH.
+# Reading, merging and writing the files is node/cfgfile.py's job; this module is the
+# validator, which the node loads only to validate and drops again, and which the host tool runs
+# as `micropython -m node.config check` with lib/ on MICROPYPATH.
 from node.cfgfile import keep_good, load_doc, merge, read_json, save_json  # noqa: F401
 
 VERSION = 1
@@ -68,9 +69,6 @@ RESERVED = ("status", "json", "backlog", "cmd", "result", "diag", "info")
 _I2C_FORM = 'an I2C address like "0x76"'
 _SECRETS_HINT = " (WiFi and broker passwords usually live in secrets.json next to config.json)"
 
-# Reading is bounded before anything is parsed: a config is a few KB; a bigger file is a
-# mistake (or an attack) and would take the heap the node needs.
-MAX_BYTES = 16384
 MAX_DEPTH = 16  # objects and lists nested deeper than any valid config
 
 
@@ -914,262 +912,6 @@ def _check(doc, board_pins, boards):
     return c.msgs, (out if not c.msgs else None)
 
 
-def _pos(text, i):
-    line = text.count("\n", 0, i) + 1
-    col = i - (text.rfind("\n", 0, i) + 1) + 1
-    return "line %d column %d" % (line, col)
-
-
-_WS = " \t\n\r"
-_ESC = '"\\/bfnrt'
-
-
-def strict_json_error(text):
-    """None when `text` is JSON as CPython's json reads it (no NaN/Infinity), else
-    "line L column C: what". MicroPython's json accepts a trailing or a missing comma and a
-    missing colon; the node must refuse what `nodectl config-check` refuses on the host.
-    Also refuses nesting deeper than MAX_DEPTH (MicroPython's parser would run out of stack)."""
-    n = len(text)
-    i = 0
-    stack = []  # "{" or "["
-    # states: "v" value expected, "k" key expected, ":" colon, "," comma-or-close,
-    # "v1"/"k1" first value/key (a close is allowed there)
-    st = "v"
-    while True:
-        while i < n and text[i] in _WS:
-            i += 1
-        if i >= n:
-            if stack or st != "end":
-                return (
-                    _pos(text, i)
-                    + ": unexpected end of file"
-                    + (" (a } or ] is missing)" if stack else "")
-                )
-            return None
-        ch = text[i]
-        if st == "end":
-            return _pos(text, i) + ": extra text after the end of the document"
-        if st == ",":
-            close = "}" if stack[-1] == "{" else "]"
-            if ch == ",":
-                i += 1
-                st = "k" if close == "}" else "v"
-                while i < n and text[i] in _WS:
-                    i += 1
-                if i < n and text[i] == close:
-                    return _pos(text, i) + ": trailing comma before " + close
-                continue
-            if ch == close:
-                stack.pop()
-                i += 1
-                st = "," if stack else "end"
-                continue
-            return _pos(text, i) + ": expected , or %s (a comma missing?)" % close
-        if st == ":":
-            if ch != ":":
-                return _pos(text, i) + ": expected : after the key"
-            i += 1
-            st = "v"
-            continue
-        if st in ("k", "k1"):
-            if st == "k1" and ch == "}":
-                stack.pop()
-                i += 1
-                st = "," if stack else "end"
-                continue
-            if ch != '"':
-                return _pos(text, i) + ': expected a key in double quotes like "name"'
-            i = _skip_string(text, i)
-            if i < 0:
-                return _pos(text, -i) + ": bad string (unclosed, control character or escape)"
-            st = ":"
-            continue
-        # a value
-        if st == "v1" and ch == "]":
-            stack.pop()
-            i += 1
-            st = "," if stack else "end"
-            continue
-        if ch in "{[":
-            if len(stack) >= MAX_DEPTH:
-                return _pos(text, i) + ": nested deeper than %d levels" % MAX_DEPTH
-            stack.append(ch)
-            i += 1
-            st = "k1" if ch == "{" else "v1"
-            continue
-        if ch == '"':
-            i = _skip_string(text, i)
-            if i < 0:
-                return _pos(text, -i) + ": bad string (unclosed, control character or escape)"
-        elif ch == "-" or "0" <= ch <= "9":
-            j = _skip_number(text, i)
-            if j < 0:
-                return _pos(text, i) + ": bad number"
-            i = j
-        else:
-            for w in ("true", "false", "null"):
-                if text.startswith(w, i):
-                    i += len(w)
-                    break
-            else:
-                return _pos(text, i) + ": expected a value (a string, number, object, list,"
-                " true, false or null)"
-        st = "," if stack else "end"
-
-
-def _skip_string(t, i):
-    # i at the opening quote; returns the index after the closing one, or -(error index)
-    n = len(t)
-    i += 1
-    while i < n:
-        ch = t[i]
-        if ch == '"':
-            return i + 1
-        if ch < " ":
-            return -i
-        if ch == "\\":
-            i += 1
-            if i >= n:
-                return -i
-            e = t[i]
-            if e == "u":
-                h = t[i + 1 : i + 5]
-                if len(h) != 4:
-                    return -i
-                for x in h:
-                    if x not in "0123456789abcdefABCDEF":
-                        return -i
-                i += 4
-            elif e not in _ESC:
-                return -i
-        i += 1
-    return -n
-
-
-def _skip_number(t, i):
-    n = len(t)
-    if t[i] == "-":
-        i += 1
-    if i >= n or not "0" <= t[i] <= "9":
-        return -1
-    if t[i] == "0":
-        i += 1
-    else:
-        while i < n and "0" <= t[i] <= "9":
-            i += 1
-    if i < n and t[i] == ".":
-        i += 1
-        if i >= n or not "0" <= t[i] <= "9":
-            return -1
-        while i < n and "0" <= t[i] <= "9":
-            i += 1
-    if i < n and t[i] in "eE":
-        i += 1
-        if i < n and t[i] in "+-":
-            i += 1
-        if i >= n or not "0" <= t[i] <= "9":
-            return -1
-        while i < n and "0" <= t[i] <= "9":
-            i += 1
-    return i
-
-
-def _bad_utf8_at(b):
-    """Offset of the first byte that is not valid UTF-8 (or no surrogate); -1 if none."""
-    i, n = 0, len(b)
-    while i < n:
-        c = b[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            k = 1
-        elif 0xE0 <= c <= 0xEF:
-            k = 2
-        elif 0xF0 <= c <= 0xF4:
-            k = 3
-        else:
-            return i
-        for j in range(1, k + 1):
-            if i + j >= n or not 0x80 <= b[i + j] <= 0xBF:
-                return i
-        if c == 0xE0 and b[i + 1] < 0xA0 or c == 0xED and b[i + 1] > 0x9F:
-            return i  # overlong, or a UTF-16 surrogate
-        if c == 0xF0 and b[i + 1] < 0x90 or c == 0xF4 and b[i + 1] > 0x8F:
-            return i
-        i += k + 1
-    return -1
-
-
-def parse_json(data, name="config.json"):
-    """Bytes or text -> (doc, None) or (None, "name: what is wrong, and where").
-
-    Total: size is checked before anything is decoded (MAX_BYTES), the encoding (UTF-8; a
-    file saved as Latin-1 is named with the byte offset), then strict syntax with line and
-    column, then json.loads; no exception escapes."""
-    try:
-        if len(data) > MAX_BYTES:
-            return None, "%s: %d bytes, at most %d; a config is a few KB" % (
-                name,
-                len(data),
-                MAX_BYTES,
-            )
-        if isinstance(data, (bytes, bytearray)):
-            at = _bad_utf8_at(data)
-            if at >= 0:
-                return None, (
-                    "%s: not UTF-8 text at byte %d (0x%02x); save the file as UTF-8"
-                    % (name, at, data[at])
-                )
-            text = bytes(data).decode()
-        else:
-            text = data
-            for ch in text:
-                if 0xD800 <= ord(ch) <= 0xDFFF:
-                    return None, "%s: not UTF-8 text (a lone surrogate)" % name
-        err = strict_json_error(text)
-        if err:
-            return None, "%s: not valid JSON: %s" % (name, err)
-        doc = json.loads(text)
-        if not isinstance(doc, dict):
-            # `null` or `[]` would otherwise pass as "nothing to check"
-            return None, "%s: expected a JSON object {...} at the top, got %s" % (name, _got(doc))
-        return doc, None
-    except MemoryError:
-        return None, "%s: too big to read in the memory available" % name
-    except Exception as e:  # noqa: BLE001 - reading must answer, never raise
-        return None, "%s: not valid JSON (%s)" % (name, type(e).__name__)
-
-
-def read_doc(path):
-    """(doc, None) or (None, message) for a file on flash; reads at most MAX_BYTES + 1."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
-    except OSError:
-        return None, "%s: cannot be read (missing?)" % path
-    except MemoryError:
-        return None, "%s: too big to read in the memory available" % path
-    return parse_json(data, path)
-
-
-def read_config(path, secrets=None, need_secrets=False):
-    """Read config and merge secrets, strictly and totally. Returns (doc, messages)."""
-    doc, err = read_doc(path)
-    if err:
-        return None, [err]
-    if secrets:
-        sec, err = read_doc(secrets)
-        if err and (need_secrets or not err.endswith("(missing?)")):
-            return None, [err]
-        if sec is not None:
-            if not isinstance(sec, dict):
-                return None, ["%s: expected a JSON object {...}" % secrets]
-            if isinstance(doc, dict):
-                doc = merge(doc, sec)
-    return doc, []
-
-
 # What a set_config over MQTT may not touch: anyone who may publish to <base>/cmd could
 # otherwise point the node (and its password) at their own broker, or lock the owner out.
 _LOCAL_MQTT = ("host", "port", "user", "password", "tls", "ca", "tls_insecure", "client_id")
@@ -1224,13 +966,13 @@ def load(
     Returns (cfg, source, problems): cfg normalized or None; source is "config", "lastgood"
     or None; problems lists what was wrong with config.json (also when last-good was used).
     """
-    doc, problems = read_config(path, secrets)
+    doc, problems = load_doc(path, secrets)
     if doc is not None:
         problems, cfg = check(doc, board_pins)
         if cfg is not None:
             return cfg, "config", []
     if lastgood:
-        lg, err = read_doc(lastgood)
+        lg, err = read_json(lastgood)
         if lg is not None:
             cfg = normalize(lg, board_pins)
             if cfg is not None:
@@ -1243,7 +985,7 @@ def main(argv):
         print("usage: micropython -m node.config check config.json [secrets.json]")
         return 2
     path = argv[1]
-    doc, msgs = read_config(path, argv[2] if len(argv) > 2 else None, True)
+    doc, msgs = load_doc(path, argv[2] if len(argv) > 2 else None, True)
     if doc is not None:
         msgs = ["%s: %s" % (path, m) for m in validate(doc)]
     for m in msgs:

@@ -6,9 +6,13 @@ host, or the other way round. `check()` walks the text once by RFC 8259's gramma
 the first place it breaks; the value itself is still built by `json.loads`.
 
     err = check('{"a": 1,}')     # 'line 1 column 9: a comma before "}" (remove it)'
+
+node.cfgfile reads every config file through it; it is loaded for that and dropped again.
 """
 
-_MAX_DEPTH = 32  # objects and arrays nested deeper are refused (a config needs 4)
+# Objects and arrays nested deeper are refused: a config needs 4, and MicroPython's json parser
+# would run out of stack long before a hostile file ends.
+_MAX_DEPTH = 16
 
 
 class _Bad(Exception):
@@ -154,3 +158,30 @@ def check(text):
     except _Bad as e:
         return e.args[0]
     return None
+
+
+def bad_utf8_at(b):
+    """Offset of the first byte of `b` that is not valid UTF-8 (or a surrogate); -1 if none."""
+    i, n = 0, len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+        else:
+            return i
+        for j in range(1, k + 1):
+            if i + j >= n or not 0x80 <= b[i + j] <= 0xBF:
+                return i
+        if c == 0xE0 and b[i + 1] < 0xA0 or c == 0xED and b[i + 1] > 0x9F:
+            return i  # overlong, or a UTF-16 surrogate
+        if c == 0xF0 and b[i + 1] < 0x90 or c == 0xF4 and b[i + 1] > 0x8F:
+            return i
+        i += k + 1
+    return -1

@@ -3,7 +3,7 @@
 # without a CA, topics and file names, what set_config may change over MQTT.
 import json
 
-from node import config
+from node import cfgfile, config
 from test_node_config import base
 
 
@@ -40,20 +40,20 @@ def test_unknown_board_refused_with_list_and_closest():
 
 def test_strict_json_reports_line_and_column():
     cases = [
-        (b'{"a": 1,\n}', "line 2 column 1: trailing comma"),
-        (b'{"a": 1\n "b": 2}', "line 2 column 2: expected , or }"),
-        (b'{"a" 1}', "line 1 column 6: expected :"),
-        (b"[1, 2,]", "line 1 column 7: trailing comma"),
+        (b'{"a": 1,\n}', 'line 1 column 8: a comma before "}"'),
+        (b'{"a": 1\n "b": 2}', 'line 2 column 2: expected "," or "}"'),
+        (b'{"a" 1}', 'line 1 column 6: expected ":"'),
+        (b'{"a": [1, 2,]}', 'line 1 column 12: a comma before "]"'),
         (b"{'a': 1}", "line 1 column 2"),
         (b'{"a": NaN}', "line 1 column 7"),
-        (b'{"a": 01}', "line 1 column 8"),
+        (b'{"a": 01}', "line 1 column 7"),
         (b"null", "expected a JSON object"),
         (b"[1]", "expected a JSON object"),
     ]
     for data, want in cases:
-        doc, err = config.parse_json(data)
+        doc, err = cfgfile.parse_json(data)
         assert doc is None and want in err, (data, err)
-    doc, err = config.parse_json(b' {"a": [1, -2.5e3, true, null, "x\\u00fc\\n"], "b": {}} ')
+    doc, err = cfgfile.parse_json(b' {"a": [1, -2.5e3, true, null, "x\\u00fc\\n"], "b": {}} ')
     assert err is None and doc["a"][4] == "x\u00fc\n", err
 
 
@@ -65,7 +65,7 @@ def test_load_refuses_a_trailing_comma_the_device_json_would_accept():
     with open(d + "/c.json", "w") as f:
         f.write(text[:-1] + ",}")
     cfg, source, problems = config.load(d + "/c.json", None, None)
-    assert cfg is None and "trailing comma" in problems[0], problems
+    assert cfg is None and "a comma before" in problems[0], problems
 
 
 def test_missing_passwords_point_at_secrets_json():
@@ -97,7 +97,7 @@ def test_topics_refuse_surrogates_wildcards_nul():
         d = base()
         d["topic"] = t
         _one(d, "topic:")
-    doc, err = config.parse_json(b'{"topic": "a/\\ud800"}')
+    doc, err = cfgfile.parse_json(b'{"topic": "a/\\ud800"}')
     d = base()
     d["topic"] = doc["topic"]
     _one(d, "topic:")

@@ -3,7 +3,7 @@
 # node; bench/bench_config_fuzz.py runs the same cases at length in a 256 KB heap.
 import json
 
-from node import commands, config
+from node import cfgfile, commands, config
 from test_node_config import base
 
 TIMEOUT = 60
@@ -128,7 +128,7 @@ def _write(path, seed_text, data):
 
 def run(n, seed=1):
     """(cases, crashes, first crash descriptions): every case written to a file, then read
-    (`config.read_doc`, as the node reads config.json), checked, compared and redacted."""
+    (`cfgfile.read_json`, as the node reads config.json), checked, compared and redacted."""
     import gc
 
     import tmpdir
@@ -146,7 +146,7 @@ def run(n, seed=1):
             _write(path, seed_text, data)
             data = data if isinstance(data, int) else len(data)
             gc.collect()
-            doc, err = config.read_doc(path)
+            doc, err = cfgfile.read_json(path)
             if doc is not None:
                 msgs, cfg = config.check(doc)
                 for m in msgs:
@@ -185,7 +185,7 @@ def test_case_mix_reaches_valid_and_invalid_answers():
         data = mutate(r, seed_text, seed_doc)
         if isinstance(data, int):
             continue
-        doc, err = config.parse_json(data)
+        doc, err = cfgfile.parse_json(data)
         if doc is None:
             invalid_json += 1
         elif config.validate(doc):
