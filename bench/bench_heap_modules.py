@@ -33,22 +33,52 @@ import bench_twin as BT  # noqa: E402
 LIB = REPO / "lib"
 
 # Each lib module in the order given (its top-level imports come before it): the heap its own
-# import costs after gc, or the exception.
+# import costs after gc, or the exception. The names a module brings (its qstrs) go into the
+# interpreter's qstr pools, which grow in steps: whichever import crosses a step pays for the
+# new pool. qstr_info() before and after each import tells the pool growth apart.
 IMPORTS = (
     BN.SIM_LOAD
     + r"""
+import micropython
 for name in open("bench_modules.txt").read().split():
     gc.collect()
     a = gc.mem_alloc()
+    micropython.qstr_info()
     try:
         __import__(name)
     except Exception as e:
         print("MOD %s err %r" % (name, e))
+        micropython.qstr_info()
         continue
     gc.collect()
     print("MOD %s %d" % (name, gc.mem_alloc() - a))
+    micropython.qstr_info()
 """
 )
+# Bytes a qstr pool spends per interned name besides its text (32-bit: pointer, hash, length).
+QSTR_PER_NAME = 8
+
+
+def parse_imports(out: str) -> dict[str, tuple[int, int] | None]:
+    """name -> (heap after gc, the module's own share: that minus qstr pool growth plus its
+    own names), or None when the import failed."""
+    mods: list[tuple[str, int | None]] = []
+    q = []
+    for line in out.splitlines():
+        if line.startswith("qstr pool:"):
+            q.append({k: int(v) for k, v in (x.split("=") for x in line[11:].split(", "))})
+        elif line.startswith("MOD "):
+            _, name, val = line.split(" ", 2)
+            mods.append((name, None if val.startswith("err") else int(val)))
+    res: dict[str, tuple[int, int] | None] = {}
+    for i, (name, v) in enumerate(mods):
+        before, after = q[2 * i], q[2 * i + 1]
+        grow = after["n_total_bytes"] - before["n_total_bytes"]
+        names = after["n_str_data_bytes"] - before["n_str_data_bytes"]
+        names += QSTR_PER_NAME * (after["n_qstr"] - before["n_qstr"])
+        res[name] = None if v is None else (v, v - grow + names)
+    return res
+
 
 # The node in steady state, then each cold part imported, used and dropped as the node does it.
 STEADY = (
@@ -60,6 +90,11 @@ del startup
 cold.unload("node.startup", "node.cfgfile")
 node.start()
 node.board.wdt(60000)
+gc.collect()
+print("BOOT %d" % (gc.mem_alloc() - base))
+for name in sorted(sys.modules):
+    if name.split(".")[0] in ("node", "mqtt", "sensors"):
+        print("ATBOOT " + name)
 N = int(sys.argv[1])
 for i in range(N):
     node.step()
@@ -305,18 +340,23 @@ def bench_form(form: str, port: int, cycles: int, work: Path) -> dict:
         dev, env, sim_base = BN.prepare(ev.proxy.port, work / form, interp)
         (dev / "bench_modules.txt").write_text("\n".join(import_order()))
         heap = sim_base + 256 * 1024
-        mods = {}
-        for line in run_mp(interp, dev, env, IMPORTS, [], heap).splitlines():
-            if line.startswith("MOD "):
-                _, name, *rest = line.split(" ", 3)
-                mods[name] = int(rest[0]) if rest[0] != "err" else None
+        mods = parse_imports(run_mp(interp, dev, env, IMPORTS, [], heap))
         out = run_mp(interp, dev, env, STEADY, [str(cycles)], heap)
     finally:
         ev.close()
     resident = [x.split()[1] for x in out.splitlines() if x.startswith("RESIDENT ")]
+    at_boot = [x.split()[1] for x in out.splitlines() if x.startswith("ATBOOT ")]
+    boot = [x.split()[1] for x in out.splitlines() if x.startswith("BOOT ")]
     steady = [x.split() for x in out.splitlines() if x.startswith("STEADY ")]
     cold = [x[5:].split("|") for x in out.splitlines() if x.startswith("COLD ")]
-    return {"mods": mods, "resident": resident, "steady": steady, "cold": cold}
+    return {
+        "mods": mods,
+        "resident": resident,
+        "at_boot": at_boot,
+        "boot": boot,
+        "steady": steady,
+        "cold": cold,
+    }
 
 
 def main() -> int:
@@ -342,27 +382,41 @@ def main() -> int:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    def b(v):
-        return "-" if v is None else "%d" % v
-
-    print("device twin (32-bit, float32): heap each lib module's import costs (B, after gc), and")
+    print("device twin (32-bit, float32): heap each lib module's import costs (B, after gc):")
+    print("  measured: the heap taken by the import, qstr pool growth included (the pools grow")
+    print("  in steps, paid by whichever import crosses one); own: without the pool growth but")
     print(
-        "where it is after %d loop cycles of the bench node (default scenario's sensors):"
+        "  with the module's own names. Where it is after %d loop cycles of the bench node"
         % args.cycles
     )
-    print("  %-22s %8s %8s  %s" % ("module", ".mpy", "frozen", "steady state"))
+    print("  (default scenario's sensors): resident, or cold (dropped after use).")
+    head = "".join("  %8s %6s" % (f + " meas", "own") for f in forms)
+    print("  %-22s%s  %s" % ("module", head, "steady state"))
     first = res[forms[0]]
-    total = {f: {"resident": 0, "cold": 0} for f in forms}
+    total = {f: {"resident": [0, 0], "cold": [0, 0]} for f in forms}
     for name in import_order():
         where = "resident" if name in first["resident"] else "cold"
-        vals = [res[f]["mods"].get(name) for f in forms]
-        for f, v in zip(forms, vals, strict=True):
-            if v is not None:
-                total[f][where] += v
-        print("  %-22s %s  %s" % (name, " ".join("%8s" % b(v) for v in vals), where))
+        if name in first["at_boot"] and where == "cold":
+            where = "cold (loaded at boot)"
+        elif name not in first["at_boot"] and where == "resident":
+            where = "resident (loaded after boot)"
+        cols = ""
+        for f in forms:
+            v = res[f]["mods"].get(name)
+            if v is None:
+                cols += "  %8s %6s" % ("-", "-")
+                continue
+            t = total[f][where.split()[0]]
+            t[0] += v[0]
+            t[1] += v[1]
+            cols += "  %8d %6d" % v
+        print("  %-22s%s  %s" % (name, cols, where))
     for where in ("resident", "cold"):
-        print("  %-22s %s" % ("sum " + where, " ".join("%8d" % total[f][where] for f in forms)))
+        cols = "".join("  %8d %6d" % tuple(total[f][where]) for f in forms)
+        print("  %-22s%s" % ("sum " + where, cols))
     for f in forms:
+        for s in res[f]["boot"]:
+            print("  %s: node allocated after gc right after boot %s B" % (f, s))
         for s in res[f]["steady"]:
             print(
                 "  %s: node allocated after gc in steady state %s B (online %s)" % (f, s[1], s[2])
