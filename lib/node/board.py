@@ -1,29 +1,17 @@
 """The board layer: the only place the node builds machine.I2C, Pin, ADC, WLAN, WDT.
 
 Pins come from the board definition (`boards/<name>.json`, copied to the device as
-`board.json` or found under `boards/`); a few well-known boards have built-in defaults so a
-device without the file still boots. Everything else in the node gets its hardware from here,
-which is what lets the same code run on an ESP32, on the simulated board and in tests.
+`board.json` or found under `boards/`), read once at boot by node.boardfile (dropped after); a
+few well-known boards have built-in defaults so a device without the file still boots.
+Everything else in the node gets its hardware from here, which is what lets the same code run
+on an ESP32, on the simulated board and in tests.
 
     b = Board.load("esp32-devkitc")
     i2c = b.i2c(0)           # machine.I2C on the board's SDA/SCL, built once
     b.mac_hex()              # "a4cf12345678"
 """
 
-import json
-
 import machine
-
-# Fallbacks when no board file is on the device (`nodectl build` ships boards/ as lib/boards/).
-# tests/mp/test_node_board.py keeps these equal to boards/*.json.
-_BUILTIN = {
-    "esp32-devkitc": {"i2c": [{"sda": 21, "scl": 22, "freq": 400000}], "button": 0, "led": None},
-    "lolin-d32": {"i2c": [{"sda": 21, "scl": 22, "freq": 400000}], "button": None, "led": 5},
-    "esp32-s3-devkitc": {"i2c": [{"sda": 8, "scl": 9, "freq": 400000}], "button": 0, "led": 48},
-    # GPIO8 (LED) and GPIO9 (boot button) are strapping pins, so I2C sits on 6/7
-    "esp32-c3-supermini": {"i2c": [{"sda": 6, "scl": 7, "freq": 400000}], "button": 9, "led": 8},
-    "sim": {"i2c": [{"sda": 21, "scl": 22, "freq": 400000}], "button": 0, "led": 2},
-}
 
 _RESET_CAUSES = (
     "PWRON_RESET",
@@ -35,65 +23,25 @@ _RESET_CAUSES = (
 )
 
 
-def _pin_of(v):
-    # board files may write {"sda": 21} or {"sda": {"gpio": 21}} or "GPIO21"
-    if isinstance(v, dict):
-        v = v.get("gpio", v.get("pin"))
-    if isinstance(v, str):
-        s = v.upper()
-        if s.startswith("GPIO"):
-            s = s[4:]
-        elif s.startswith("IO"):
-            s = s[2:]
-        try:
-            return int(s)
-        except ValueError:
-            return None
-    return v
-
-
-def _first(d, *keys):
-    for k in keys:
-        if k in d:
-            return d[k]
-    return None
-
-
 class Board:
     def __init__(self, name, bdef=None):
+        """bdef: the board definition (a board file's content); None: the built-in one."""
+        from node import boardfile, cold
+
         self.name = name
-        self.bdef = bdef or _BUILTIN.get(name) or _BUILTIN["esp32-devkitc"]
         self._i2c = {}
         self._wlan = None
         self._wdt = None
-        buses = _first(self.bdef, "i2c", "i2c_buses") or []
-        if isinstance(buses, dict):
-            buses = (
-                [buses] if ("sda" in buses or "scl" in buses) else [buses[k] for k in sorted(buses)]
-            )
-        self.i2c_pins = [
-            (_pin_of(b.get("sda")), _pin_of(b.get("scl")), b.get("freq", 100000)) for b in buses
-        ]
-        pins = self.bdef.get("pins")
-        self.pins = pins if isinstance(pins, dict) else {}
-        b = _first(self.bdef, "button", "boot_button")
-        self.button_pin = _pin_of(b)
-        self.button_active = b.get("active", 0) if isinstance(b, dict) else 0
-        self.led_pin = _pin_of(self.bdef.get("led"))
+        pins = boardfile.pins(name, bdef)
+        self.i2c_pins, self.button_pin, self.button_active, self.led_pin = pins
+        cold.unload("node.boardfile")
 
     @classmethod
     def load(cls, name, paths=("board.json", "boards/%s.json", "lib/boards/%s.json")):
-        for p in paths:
-            if "%s" in p:
-                p = p % name
-            try:
-                with open(p) as f:
-                    d = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if isinstance(d, dict):
-                return cls(name, d)
-        return cls(name)
+        """The board from the first board file found (else its built-in definition)."""
+        from node import boardfile
+
+        return cls(name, boardfile.read(name, paths))
 
     # -- buses and pins ------------------------------------------------------------------
     def i2c(self, bus=0):

@@ -120,7 +120,8 @@ def known_boards():
     return out or list(BOARDS)  # no board files found: the boards the node has built in
 
 
-# The boards node.board has built-in pins for (tests keep this, board.py and boards/*.json equal).
+# The boards node.boardfile has built-in pins for (tests keep this, boardfile.BUILTIN and
+# boards/*.json equal).
 BOARDS = ("esp32-c3-supermini", "esp32-devkitc", "esp32-s3-devkitc", "lolin-d32", "sim")
 
 

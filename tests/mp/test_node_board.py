@@ -2,7 +2,8 @@
 # on the device (lib/boards/<name>.json, as `nodectl build` ships it) wins over them.
 import os
 
-from node.board import _BUILTIN, Board
+from node.board import Board
+from node.boardfile import BUILTIN as _BUILTIN
 
 BOARDS = "../../boards/"
 

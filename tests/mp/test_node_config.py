@@ -407,10 +407,10 @@ def test_i2c_address_forms():
 
 
 def test_built_in_board_names_are_the_board_files_and_board_py():
-    # the validator's fallback list, board.py's built-in pins and boards/*.json name the same
-    from node import board
+    # the validator's fallback list, boardfile.py's built-in pins and boards/*.json name the same
+    from node import boardfile
 
-    assert sorted(config.BOARDS) == sorted(board._BUILTIN)
+    assert sorted(config.BOARDS) == sorted(boardfile.BUILTIN)
     try:
         files = sorted(f[:-5] for f in os.listdir("../../boards") if f.endswith(".json"))
     except OSError:
