@@ -92,6 +92,8 @@ node.start()
 node.board.wdt(60000)
 gc.collect()
 print("BOOT %d" % (gc.mem_alloc() - base))
+import micropython
+micropython.qstr_info()
 for name in sorted(sys.modules):
     if name.split(".")[0] in ("node", "mqtt", "sensors"):
         print("ATBOOT " + name)
@@ -101,6 +103,8 @@ for i in range(N):
     time.sleep_ms(20)
 gc.collect()
 print("STEADY %d %s" % (gc.mem_alloc() - base, node.link.online()))
+import micropython
+micropython.qstr_info()  # the names interned so far: they stay for good
 for name in sorted(sys.modules):
     if name.split(".")[0] in ("node", "mqtt", "sensors"):
         print("RESIDENT " + name)
@@ -347,6 +351,7 @@ def bench_form(form: str, port: int, cycles: int, work: Path) -> dict:
     resident = [x.split()[1] for x in out.splitlines() if x.startswith("RESIDENT ")]
     at_boot = [x.split()[1] for x in out.splitlines() if x.startswith("ATBOOT ")]
     boot = [x.split()[1] for x in out.splitlines() if x.startswith("BOOT ")]
+    qpool = [x.split("n_total_bytes=")[1] for x in out.splitlines() if x.startswith("qstr pool")]
     steady = [x.split() for x in out.splitlines() if x.startswith("STEADY ")]
     cold = [x[5:].split("|") for x in out.splitlines() if x.startswith("COLD ")]
     return {
@@ -354,6 +359,7 @@ def bench_form(form: str, port: int, cycles: int, work: Path) -> dict:
         "resident": resident,
         "at_boot": at_boot,
         "boot": boot,
+        "qpool": qpool,
         "steady": steady,
         "cold": cold,
     }
@@ -417,6 +423,12 @@ def main() -> int:
     for f in forms:
         for s in res[f]["boot"]:
             print("  %s: node allocated after gc right after boot %s B" % (f, s))
+        q = res[f]["qpool"]
+        if len(q) >= 2:
+            print(
+                "  %s: of it qstr pools (interned names, never freed, those of cold modules"
+                " too): %s B after boot, %s B in steady state" % (f, q[0], q[1])
+            )
         for s in res[f]["steady"]:
             print(
                 "  %s: node allocated after gc in steady state %s B (online %s)" % (f, s[1], s[2])
