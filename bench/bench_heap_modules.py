@@ -247,7 +247,28 @@ cold_part("diagnostics", imp_diag, use_diag, ("node.diag",))
 cold_part("spool replay (resident store)", imp_store, use_store, ())
 cold_part("sleep entry", imp_sleep, use_sleep, ("node.sleep",))
 cold_part("safe mode (boot guard)", imp_safe, use_safe, ("node.safemode",))
-node.stop()
+# Where the steady state's data lives: each part of the node let go in turn, the bytes a gc
+# then frees (what two parts share is freed with the last one to let go).
+from node import log
+
+
+def free(label, drop):
+    gc.collect()
+    a = gc.mem_alloc()
+    drop()
+    gc.collect()
+    print("PART %s|%d" % (label, a - gc.mem_alloc()))
+
+
+free("sensing: sensors, drivers, filter chains", lambda: setattr(node, "sensing", None))
+free("delivery: store RAM window, latest values", lambda: setattr(node, "delivery", None))
+free("link: WiFi, MQTT wrapper, client, outbox", lambda: setattr(node, "link", None))
+free("timekeeper", lambda: setattr(node, "time", None))
+free("log ring and states", lambda: (log.ring.clear(), log._state.clear()))
+free("config (normalized, kept by the node)", lambda: setattr(node, "cfg", None))
+free("the rest of the Node object, board, topics", lambda: globals().pop("node"))
+gc.collect()
+print("CODE %d" % (gc.mem_alloc() - base))
 """
 )
 
@@ -354,6 +375,12 @@ def bench_form(form: str, port: int, cycles: int, work: Path) -> dict:
     qpool = [x.split("n_total_bytes=")[1] for x in out.splitlines() if x.startswith("qstr pool")]
     steady = [x.split() for x in out.splitlines() if x.startswith("STEADY ")]
     cold = [x[5:].split("|") for x in out.splitlines() if x.startswith("COLD ")]
+    parts = [x[5:].split("|") for x in out.splitlines() if x.startswith("PART ")]
+    parts += [
+        ["left: modules (code, names), sys.modules", x.split()[1]]
+        for x in out.splitlines()
+        if x.startswith("CODE ")
+    ]
     return {
         "mods": mods,
         "resident": resident,
@@ -362,6 +389,7 @@ def bench_form(form: str, port: int, cycles: int, work: Path) -> dict:
         "qpool": qpool,
         "steady": steady,
         "cold": cold,
+        "parts": parts,
     }
 
 
@@ -433,6 +461,10 @@ def main() -> int:
             print(
                 "  %s: node allocated after gc in steady state %s B (online %s)" % (f, s[1], s[2])
             )
+    print("where the steady-state heap is (B freed when each part is let go, in this order):")
+    for f in forms:
+        for label, n in res[f]["parts"]:
+            print("  %-6s %-45s %6s B" % (f, label, n))
     print(
         "cold parts in the steady-state node (twin, real time): import ms, use ms, heap held while"
     )
