@@ -55,7 +55,7 @@ class Node:
         self.safe_reason = safe_reason
         self.cfg_source = source
         self.cfg_problems = list(problems)
-        self.guard = guard
+        self.guard = guard  # the boot counter file (node.safemode), or None
         self.trial = trial  # dict while a set_config is not confirmed yet
         self.fw = FW
         self.topics = Topics(cfg["topic"])
@@ -177,6 +177,12 @@ class Node:
             # HA's birth message (a retained copy is old news): the set again after 1..10 s
             self._announcer().on_ha_status(msg, now)
 
+    def guard_good(self):
+        from node import safemode
+
+        safemode.good(self.guard)
+        cold.unload("node.safemode")
+
     def end_trial(self):
         self.trial = None
 
@@ -267,7 +273,7 @@ class Node:
 
     def _became_good(self):
         if self.guard is not None and not self.safe_reason:
-            self.guard.good()
+            self.guard_good()
             if self.cfg_source == "config" and self.trial is None:
                 from node import cfgfile
 
@@ -307,7 +313,7 @@ class Node:
         if self.guard is not None and not self.safe_reason and not self._good_marked:
             # Ending the boot on purpose (sleep, commanded reset) is not a failed boot.
             self._good_marked = True
-            self.guard.good()
+            self.guard_good()
         lk = self.link
         if lk.online() and not lk.idle() and self.clock.ticks_diff(now, deadline) < 0:
             return False

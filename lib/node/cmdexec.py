@@ -118,7 +118,10 @@ def run(n, cmd, now):
         return ok(cmd, True, rebooting=True)
     if name == "leave_safe_mode":
         if n.guard is not None:
-            n.guard.leave()
+            from node import safemode
+
+            safemode.leave(n.guard)
+            cold.unload("node.safemode")
         if not n.safe_reason:
             return ok(cmd, True, note="not in safe mode")
         n.shutdown("reset", now)

@@ -41,6 +41,16 @@ def status(n):
     return json.dumps(d)
 
 
+def _boots(path):
+    if path is None:
+        return 0
+    from node import cold, safemode
+
+    b = safemode.boots(path)
+    cold.unload("node.safemode")
+    return b
+
+
 def info(n):
     d = {
         "fw": n.fw,
@@ -49,7 +59,7 @@ def info(n):
         "client_id": n.link.client_id,
         "ip": n.link.ip(),
         "reset_cause": n.board.reset_cause(),
-        "boot": n.guard.boots if n.guard is not None else 0,
+        "boot": _boots(n.guard),
         "config": n.cfg_id,
         "config_source": n.cfg_source,
         "config_problems": n.cfg_problems[:5],

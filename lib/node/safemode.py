@@ -83,3 +83,20 @@ class BootGuard:
         self.state["bad"] = 0
         self.state["open"] = False
         self._save()
+
+
+# The running node keeps only the counter file's path, not a BootGuard: an object would keep
+# this module's class (its code, with lib/ as .mpy) in the heap for the whole run.
+def good(path):
+    """BootGuard(path).good(): this boot ran healthy long enough."""
+    BootGuard(path).good()
+
+
+def leave(path):
+    """BootGuard(path).leave(): the next boot is a normal one."""
+    BootGuard(path).leave()
+
+
+def boots(path):
+    """Boots counted so far."""
+    return BootGuard(path).boots

@@ -81,10 +81,10 @@ def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
         cfg["sensors"] = []
     if source != "config":
         trial = None
-    cold.unload("node.safemode")  # the Node keeps its guard object; the module can go
+    cold.unload("node.safemode")  # the Node keeps the counter file's path only
     from node.app import Node
 
-    node = Node(cfg, board, clock, reason, source or "config", problems, guard, trial, t_reset)
+    node = Node(cfg, board, clock, reason, source or "config", problems, guard.path, trial, t_reset)
     return node, reason, problems
 
 
