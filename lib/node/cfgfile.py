@@ -73,17 +73,19 @@ def parse_json(data, name=CONFIG):
             )
         from node import cold, jsoncheck
 
-        if isinstance(data, (bytes, bytearray)):
-            at = jsoncheck.bad_utf8_at(data)
-            if at >= 0:
-                cold.unload("node.jsoncheck")
-                return None, (
-                    "%s: not UTF-8 text at byte %d (0x%02x); save the file as UTF-8"
-                    % (name, at, data[at])
-                )
-            data = bytes(data).decode()
-        err = jsoncheck.check(data)
+        # Kept as bytes throughout: a decoded copy would double the peak for nothing.
+        if isinstance(data, str):
+            data = data.encode()
+        elif not isinstance(data, bytes):
+            data = bytes(data)  # a bytearray
+        at = jsoncheck.bad_utf8_at(data)
+        err = None if at >= 0 else jsoncheck.check(data)
         cold.unload("node.jsoncheck")
+        if at >= 0:
+            return None, (
+                "%s: not UTF-8 text at byte %d (0x%02x); save the file as UTF-8"
+                % (name, at, data[at])
+            )
         if err:
             return None, "%s: not valid JSON: %s" % (name, err)
         doc = json.loads(data)
@@ -102,10 +104,13 @@ def parse_json(data, name=CONFIG):
 
 
 def read_json(p):
-    """(object, None) or (None, message) for a file on flash; reads at most MAX_BYTES + 1."""
+    """(object, None) or (None, message) for a file on flash; reads at most MAX_BYTES + 1.
+
+    The size is asked first, so a 700-byte file takes 700 bytes of heap, not MAX_BYTES."""
     try:
+        n = os.stat(p)[6]
         with open(p, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+            data = f.read((n if n < MAX_BYTES else MAX_BYTES) + 1)
     except OSError:
         return None, "%s: cannot be read (missing?)" % p
     except MemoryError:

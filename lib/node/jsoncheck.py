@@ -149,7 +149,7 @@ class _Walk:
 def check(text):
     """None when `text` (str or bytes) is exactly one strict JSON value; else "line L column C:
     what is wrong", at the first place it breaks."""
-    b = text.encode() if isinstance(text, str) else bytes(text)
+    b = text.encode() if isinstance(text, str) else text
     w = _Walk(b)
     try:
         i = w.ws(w.value(w.ws(0), 0))
