@@ -282,7 +282,8 @@ def run_cycles(
     if d is None:
         d = {"failed": "exit %s:\n%s" % (rc, text[-3000:])}
     d["exit"] = rc
-    d["memory_error"] = "MemoryError" in text
+    # the node says "too big to read in the memory available" where it catches a MemoryError
+    d["memory_error"] = "MemoryError" in text or "in the memory available" in text
     d["wall_s"] = time.monotonic() - t0
     return d
 

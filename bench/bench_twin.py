@@ -108,8 +108,18 @@ class Runs:
 
     def passes(self, heap_on_top: int) -> bool:
         d = self.run(heap_on_top)
-        ok = "failed" not in d and not d["memory_error"] and d["exit"] == 0
-        why = "ok" if ok else ("MemoryError" if d["memory_error"] else "exit %s" % d["exit"])
+        # A node that had to start in safe mode (its config unreadable in that little memory:
+        # no sensors, no discovery) has not passed, however quietly it ran.
+        safe = d.get("safe")
+        ok = "failed" not in d and not d["memory_error"] and d["exit"] == 0 and safe is None
+        if ok:
+            why = "ok"
+        elif d["memory_error"]:
+            why = "MemoryError"
+        elif "failed" not in d and d["exit"] == 0:
+            why = "safe mode: %s" % safe
+        else:
+            why = "exit %s" % d["exit"]
         print(
             "    %7d B on top of the board: %s (%.0f s)" % (heap_on_top, why, d["wall_s"]),
             flush=True,
