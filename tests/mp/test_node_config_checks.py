@@ -150,3 +150,27 @@ def test_remote_change_problems_lists_local_only_settings():
     assert config.remote_change_problems(old, new) == [
         "mqtt: cannot be changed over MQTT (connection and security settings change by deploy)"
     ]
+
+
+def test_a_small_config_reads_where_no_room_is_left_for_the_largest_one():
+    # A tight heap at boot must not turn a 1 KB config.json into "too big to read" (and the
+    # node into safe mode): reading takes about the file's size, not MAX_BYTES at once.
+    import gc
+
+    import tmpdir
+    from node import jsoncheck  # noqa: F401 - loaded first: its code is not what is measured
+
+    p = tmpdir.fresh_dir("cfgsmall") + "/config.json"
+    with open(p, "w") as f:
+        json.dump(base(), f)
+    gc.collect()
+    hog = []
+    try:
+        while gc.mem_free() > cfgfile.MAX_BYTES * 3 // 4:
+            hog.append(bytearray(512))
+    except MemoryError:
+        pass
+    doc, err = cfgfile.read_json(p)
+    n = gc.mem_free()
+    del hog
+    assert err is None and doc == base(), (err, n)
