@@ -71,9 +71,11 @@ class Node:
         if cfg["deep_sleep"]["enabled"] and not safe_reason:
             from node.sleep import Sleeper
 
-            self.sleeper = Sleeper(cfg["deep_sleep"], board, clock, self.t_reset)
-            if self.sleeper.meta.get("synced") and board.woke_from_deepsleep():
-                self.time.mark_synced()  # the RTC kept the time through deep sleep
+            sl = self.sleeper = Sleeper(cfg["deep_sleep"], board, clock, self.t_reset)
+            if sl.meta.get("synced") and board.woke_from_deepsleep():
+                # The RTC kept the time through deep sleep: NTP only when the resync is due.
+                at = sl.meta.get("ts")
+                self.time.mark_synced(sl.resync_in(self.time.unix(), t["resync"]), at)
         store = None if safe_reason else open_store(cfg["spool"])
         self.delivery = Delivery(
             self.link,
@@ -107,8 +109,13 @@ class Node:
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):
-        if self.sleeper is None:  # a battery node reads its sensors before WiFi
-            self.start_network()
+        sl = self.sleeper
+        if sl is not None:
+            # A battery node's wake: every conversion first, then WiFi, so they overlap.
+            self.sensing.step(self.clock.ticks_ms())
+            if not sl.net:  # an outage: this wake's readings go to the store
+                return
+        self.start_network()
 
     def start_network(self):
         if self.started:
@@ -250,9 +257,7 @@ class Node:
             self._trial_step(now)
             if self.sleeper is not None and self._shutdown is None:
                 act = self.sleeper.step(now, self)
-                if act == "network":
-                    self.start_network()
-                elif act is not None:
+                if act is not None:
                     self.shutdown("sleep", now, act[1])
             self._step_fails = 0
         except Exception as e:  # noqa: BLE001 - count, report, carry on
@@ -324,7 +329,7 @@ class Node:
         """Everything kept across a reset: undelivered readings on flash, RTC facts."""
         self.delivery.save()
         if self.sleeper is not None:
-            self.sleeper.save(self.time.synced, self.announced > 0)
+            self.sleeper.save(self.time.synced, self.announced > 0, self.time.synced_at)
 
     def next_wake_ms(self, now):
         """How long the loop may idle before something is due (bounded by 50 ms)."""
