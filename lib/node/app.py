@@ -74,8 +74,9 @@ class Node:
             sl = self.sleeper = Sleeper(cfg["deep_sleep"], board, clock, self.t_reset)
             if sl.meta.get("synced") and board.woke_from_deepsleep():
                 # The RTC kept the time through deep sleep: NTP only when the resync is due.
-                at = sl.meta.get("ts")
-                self.time.mark_synced(sl.resync_in(self.time.unix(), t["resync"]), at)
+                tk = self.time
+                tk.mark_synced(None, sl.meta.get("ts"))
+                tk.mark_synced(sl.resync_in(tk.unix(), t["resync"]))
         store = None if safe_reason else open_store(cfg["spool"])
         self.delivery = Delivery(
             self.link,
