@@ -232,7 +232,7 @@ def test_no_skipping_without_a_clock_the_rtc_kept():
 
 
 def test_skip_schedule_is_bounded():
-    assert [skips(n, 3, 6) for n in range(0, 9)] == [0, 0, 0, 1, 2, 4, 6, 6, 6]
+    assert [skips(n, 3, 6) for n in range(9)] == [0, 0, 0, 1, 2, 4, 6, 6, 6]
     assert skips(10**6, 1, 100) == 100  # no huge shift after months of failures
     assert skips(5, 3, 0) == 0
 
