@@ -44,6 +44,9 @@ def test_outage_estimate_counts_the_devices_own_retry_schedule():
     skipped = [w for w in e["outage"] if not w[1]]
     assert skipped[0][0] == pytest.approx(B.BOOT_S + 0.75)  # the DS18B20 sets the floor
     assert e["spool_day_bytes"] == 2 * 288 * B.REC_BYTES
+    cfg["sensors"][0]["params"] = {"resolution": 9}  # 94 ms: the floor drops
+    skipped = [w for w in B.estimate_wakes(cfg)["outage"] if not w[1]]
+    assert skipped[0][0] == pytest.approx(B.BOOT_S + 0.094)
 
 
 def write(tmp_path, doc):

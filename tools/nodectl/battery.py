@@ -72,7 +72,15 @@ CONVERSION_S = {
     "bmp280": 0.01,
     "dht22": 0.005,
 }
+DS18B20_S = {9: 0.094, 10: 0.188, 11: 0.375, 12: 0.75}  # by params.resolution
 BOOT_S = 0.05  # from the wake-up to the first conversion started (imports, config)
+
+
+def conversion_s(scfg: dict) -> float:
+    """The slowest conversion of one configured sensor, in s."""
+    if scfg["type"] == "ds18b20":
+        return DS18B20_S.get((scfg.get("params") or {}).get("resolution", 12), 0.75)
+    return CONVERSION_S.get(scfg["type"], 0.0)
 
 
 def radio_ma(chip: str) -> float:
@@ -131,7 +139,7 @@ def sleep_policy(lib: Path = REPO / "lib"):
 def estimate_wakes(cfg: dict, wifi_s: float = WIFI_S, lib: Path = REPO / "lib") -> dict:
     """Estimated awake times for a normalized config: a wake with the network, one that
     skips it (an outage), a failed retry; and the spool's reach in an outage."""
-    slowest = max([CONVERSION_S.get(s["type"], 0.0) for s in cfg["sensors"]] or [0.0])
+    slowest = max([conversion_s(s) for s in cfg["sensors"]] or [0.0])
     ds = cfg["deep_sleep"]
     net = BOOT_S + max(wifi_s, slowest) + ROUND_TRIP_S
     skip = BOOT_S + slowest
