@@ -334,7 +334,7 @@ class Node:
 
     def next_wake_ms(self, now):
         """How long the loop may idle before something is due (bounded by 50 ms)."""
-        if self.sleeper is not None and self.started and self.busy():
+        if self.sleeper is not None and self.link.online() and self.busy():
             return 1  # a battery wake waits for acknowledgements: every ms awake costs charge
         return self.sensing.next_ms(now, 50)
 

@@ -79,8 +79,8 @@ class Timekeeper:
         return int(self.clock.time()) + self._off
 
     def mark_synced(self, next_ms=None, synced_at=None):
-        """The clock is known good without NTP (e.g. kept by the RTC through deep sleep): no
-        sync at once; the next one in `next_ms` (None: at once when WiFi is up, as before)."""
+        """The clock is known good without NTP (e.g. kept by the RTC through deep sleep). The
+        next sync in `next_ms` (None: as soon as WiFi is up); `synced_at` the last one's time."""
         self.synced = True
         if synced_at is not None:
             self.synced_at = synced_at
