@@ -89,6 +89,7 @@ class Sleeper:
         self.net = not (skip > 0 and m.get("synced"))
         if not self.net:
             m["skip"] = skip - 1
+            self._write()  # now: a wake that never reaches save() still counts as skipped
 
     def resync_in(self, now_unix, resync_s):
         """Milliseconds until the clock is due for NTP again (0: now), from the time of the
@@ -157,4 +158,7 @@ class Sleeper:
                 nf = m.get("nf", 0) + 1
                 m["nf"] = nf if nf < after + _MAX_DOUBLINGS else after + _MAX_DOUBLINGS
                 m["skip"] = skips(m["nf"], after, most_skips(self.cfg))
-        self.board.rtc_memory(json.dumps({"m": _MAGIC, "x": m}).encode())
+        self._write()
+
+    def _write(self):
+        self.board.rtc_memory(json.dumps({"m": _MAGIC, "x": self.meta}).encode())

@@ -245,3 +245,16 @@ def test_config_checks_the_outage_keys():
     assert "deep_sleep.retry_max: expected an integer 10..604800, got 5" in msgs, msgs
     _, c = check(doc(deep_sleep=True))
     assert c["deep_sleep"]["outage_after"] == 3 and c["deep_sleep"]["retry_max"] == 1800
+
+
+def test_a_skipped_wake_counts_even_if_it_never_reaches_sleep():
+    w = Wakes(sleep_doc(outage_after=1, retry_max=2400))
+    MQTT.broker_up = False
+    for _ in range(3):  # failed, skipped, failed again: skip the next 2 wakes
+        w.wake()
+    assert json.loads(w.board.rtc)["x"]["skip"] == 2
+    # a wake that crashes before sleeping (the watchdog resets it): RTC memory kept
+    startup.build(lambda name: w.board, w.clock)
+    assert json.loads(w.board.rtc)["x"]["skip"] == 1
+    w.wake()
+    assert w.net == [True, False, True, False] and json.loads(w.board.rtc)["x"]["skip"] == 0
