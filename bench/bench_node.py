@@ -6,10 +6,13 @@
    heap after boot, high-water, and the allocated heap (after a collection) every 1 000 cycles,
    which must stay flat. The Unix port is 64-bit: these figures are not the device's; the
    device's come from the twin (`make bench-twin`, bench/bench_twin.py).
-2. Deep sleep: five wake cycles of a battery node (broker up, then gone): simulated awake time
-   per cycle against the configured cap, and real time per cycle on this machine.
+2. Deep sleep: a battery node, one process per wake: with the broker, through a day with the
+   broker refusing connections, and back: simulated awake time per wake (median, worst, the
+   day's average), the charge per wake and the days on 2xAA and an 18650 from the battery
+   model in tools/nodectl/battery.py (the one `nodectl battery` uses), and whether every
+   reading of the outage reached the broker's backlog topic with its measurement time.
 
-    .venv/bin/python bench/bench_node.py [--cycles 10000] [--heap 64K]
+    .venv/bin/python bench/bench_node.py [--cycles 10000] [--heap 64K] [--interval 300]
 """
 
 from __future__ import annotations
@@ -298,58 +301,133 @@ def heap_bench(port: int, cycles: int, heap: str, work: Path) -> dict:
     return d
 
 
-def sleep_bench(port: int, work: Path, cycles: int = 5) -> list[dict]:
-    """Deep-sleep cycles: the first three with the broker, the rest with the broker gone."""
+def _wake(dev: Path, env: dict, state: Path, prev: dict | None) -> tuple[dict, dict]:
+    """One wake of the battery node: (its figures, its boot record)."""
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [RUN.find_micropython(), "main.py"],
+        cwd=dev,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    rec = json.loads((state / "boot.json").read_text())
+    awake = None
+    if prev is not None and rec.get("reason") == "deepsleep":
+        # the sim records the wake-up time (sleep included) in epoch_us
+        awake = (rec["epoch_us"] - rec["sleep_ms"] * 1000 - prev["epoch_us"]) / 1e6
+    if os.environ.get("BENCH_DEBUG"):
+        print(r.stdout[-2000:], r.stderr[-2000:])
+    radio = "wifi: connecting" in r.stdout  # the node brought WiFi up on this wake
+    w = {"exit": r.returncode, "awake_s": awake, "radio": radio, "real_s": time.monotonic() - t0}
+    return w, rec
+
+
+def sleep_bench(port: int, work: Path, interval: int = 300, cap: int = 10) -> dict:
+    """A battery node on the simulated board, one process per wake: six wakes with the
+    broker, a day of wakes with the broker refusing connections, then wakes with it back
+    until the backlog is out (at most 5). A paho observer on the broker counts the backlog."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from fixtures.control import Observer  # noqa: I001 - from tests/, put on the path above
     from tests.fixtures.proxy import FaultProxy
 
     proxy = FaultProxy("127.0.0.1", port)
     scen_path = REPO / "tools" / "sim" / "scenarios" / "default.json"
     scenario = json.loads(scen_path.read_text())
-    cap = 10
-    cfg, secrets = RUN.default_config("Bench/Sleep", "127.0.0.1", proxy.port, scenario, 60)
-    cfg["deep_sleep"] = {"enabled": True, "interval": 60, "awake_cap": cap}
+    cfg, secrets = RUN.default_config("Bench/Sleep", "127.0.0.1", proxy.port, scenario, interval)
+    cfg["deep_sleep"] = {"enabled": True, "interval": interval, "awake_cap": cap}
     cfg["discovery"] = {"enabled": False}
+    # a day's readings must fit: about 90 B per reading and sensor (nodectl battery says so)
+    cfg["spool"] = {"max_bytes": 262144}
     dev = device(work / "sleep", cfg, secrets)
     state = work / "sleep" / "state"
     state.mkdir(parents=True, exist_ok=True)
     env = RUN.node_env(dev, state, scen_path, "sim", "5")
-    out = []
+    obs = Observer(port, ["Bench/Sleep/backlog"], qos=1)
+    phases: dict[str, list[dict]] = {"up": [], "down": [], "back": []}
     prev = None
+    t0 = time.monotonic()
     try:
-        for i in range(cycles):
-            if i == 3:
-                proxy.mode("refuse")
-            t0 = time.monotonic()
-            r = subprocess.run(
-                [RUN.find_micropython(), "main.py"],
-                cwd=dev,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            wall = time.monotonic() - t0
-            rec = json.loads((state / "boot.json").read_text())
-            awake = None
-            if prev is not None and rec.get("reason") == "deepsleep":
-                # the sim records the wake-up time (sleep included) in epoch_us
-                awake = (rec["epoch_us"] - rec["sleep_ms"] * 1000 - prev["epoch_us"]) / 1e6
-            if os.environ.get("BENCH_DEBUG"):
-                print(r.stdout[-2000:], r.stderr[-2000:])
-            out.append(
-                {
-                    "cycle": i + 1,
-                    "broker": i < 3,
-                    "exit": r.returncode,
-                    "awake_s": awake,
-                    "cap_s": cap,
-                    "real_s": round(wall, 2),
-                }
-            )
-            prev = rec
+        for _ in range(6):
+            w, prev = _wake(dev, env, state, prev)
+            phases["up"].append(w)
+        proxy.mode("refuse")
+        for _ in range(86400 // interval):
+            w, prev = _wake(dev, env, state, prev)
+            phases["down"].append(w)
+        proxy.mode("pass")
+        expected = len(cfg["sensors"]) * len(phases["down"])
+        for _ in range(5):
+            w, prev = _wake(dev, env, state, prev)
+            phases["back"].append(w)
+            if len(obs.wait(expected, timeout=2)) >= expected:
+                break
+        got = obs.wait(expected, timeout=5)
     finally:
+        obs.close()
         proxy.close()
-    return out
+    recs = [json.loads(m["payload"]) for m in got]
+    timed = {(r.get("s"), r.get("t")) for r in recs if r.get("t") is not None}
+    return {
+        "interval": interval,
+        "cap": cap,
+        "sensors": len(cfg["sensors"]),
+        "phases": phases,
+        "expected": expected,
+        "timed": len(timed),
+        "untimed": sum(1 for r in recs if r.get("t") is None),
+        "wall_s": time.monotonic() - t0,
+    }
+
+
+def _stats(ws: list[dict]) -> tuple[list[tuple[float, float]], float, float, float]:
+    """[(awake_s, radio_s)], median, worst, mean of the wakes with a measured awake time."""
+    pairs = [(w["awake_s"], w["awake_s"] if w["radio"] else 0.0) for w in ws if w["awake_s"]]
+    a = sorted(p[0] for p in pairs)
+    return pairs, a[len(a) // 2], a[-1], sum(a) / len(a)
+
+
+def report_sleep(d: dict) -> None:
+    sys.path.insert(0, str(REPO / "tools"))
+    from nodectl import battery  # the one battery model, shared with `nodectl battery`
+
+    iv, ph = d["interval"], d["phases"]
+    print(
+        "deep-sleep wakes (sim, default scenario, a wake every %d s, awake cap %d s, speed 5,"
+        " %.0f s real):" % (iv, d["cap"], d["wall_s"])
+    )
+    up, med, worst, _ = _stats(ph["up"][1:])  # the first is the power-on boot
+    print(
+        "  broker up: awake per wake median %.2f s, worst %.2f s (%d wakes; goal <= 1.65 s)"
+        % (med, worst, len(up))
+    )
+    for chip in battery.CHIPS:
+        for line in battery.battery_lines(chip, up, iv, indent="    "):
+            print(line)
+    down, med, worst, mean = _stats(ph["down"])
+    tried = sum(1 for w in ph["down"] if w["radio"])
+    print(
+        "  broker down for a day: awake per wake average %.2f s (goal <= 2.0 s), median %.2f s,"
+        " worst %.2f s; network tried on %d of %d wakes"
+        % (mean, med, worst, tried, len(ph["down"]))
+    )
+    for chip in battery.CHIPS:
+        for line in battery.battery_lines(chip, down, iv, indent="    "):
+            print(line)
+    back = ph["back"]
+    print(
+        "  broker back: first wake awake %.2f s, backlog out after %d wake(s); readings of the"
+        " outage on B/backlog with their time: %d of %d (lost %d), without a time: %d"
+        % (
+            back[0]["awake_s"] or 0,
+            len(back),
+            d["timed"],
+            d["expected"],
+            d["expected"] - d["timed"],
+            d["untimed"],
+        )
+    )
 
 
 def report_heap(h: dict, args) -> None:
@@ -377,6 +455,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10000)
     ap.add_argument(
+        "--interval", type=int, default=300, help="deep-sleep interval of the battery runs, s"
+    )
+    ap.add_argument(
         "--heap", default="160K", help="heap for the node on top of the simulated board"
     )
     args = ap.parse_args()
@@ -389,12 +470,7 @@ def main() -> int:
         h = heap_bench(broker.port, args.cycles, args.heap, work) if args.cycles else None
         if h is not None:
             report_heap(h, args)
-        print("deep-sleep cycles (awake cap %d s, 60 s interval, speed 5):" % 10)
-        for c in sleep_bench(broker.port, work):
-            print(
-                "  cycle %(cycle)d broker=%(broker)s exit=%(exit)s awake=%(awake_s)s s"
-                " (cap %(cap_s)s s) real=%(real_s)s s" % c
-            )
+        report_sleep(sleep_bench(broker.port, work, args.interval))
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)

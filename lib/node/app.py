@@ -71,9 +71,12 @@ class Node:
         if cfg["deep_sleep"]["enabled"] and not safe_reason:
             from node.sleep import Sleeper
 
-            self.sleeper = Sleeper(cfg["deep_sleep"], board, clock, self.t_reset)
-            if self.sleeper.meta.get("synced") and board.woke_from_deepsleep():
-                self.time.mark_synced()  # the RTC kept the time through deep sleep
+            sl = self.sleeper = Sleeper(cfg["deep_sleep"], board, clock, self.t_reset)
+            if sl.meta.get("synced") and board.woke_from_deepsleep():
+                # The RTC kept the time through deep sleep: NTP only when the resync is due.
+                tk = self.time
+                tk.mark_synced(None, sl.meta.get("ts"))
+                tk.mark_synced(sl.resync_in(tk.unix(), t["resync"]))
         store = None if safe_reason else open_store(cfg["spool"])
         self.delivery = Delivery(
             self.link,
@@ -107,8 +110,13 @@ class Node:
 
     # ---- set-up ----------------------------------------------------------------------------
     def start(self):
-        if self.sleeper is None:  # a battery node reads its sensors before WiFi
-            self.start_network()
+        sl = self.sleeper
+        if sl is not None:
+            # A battery node's wake: every conversion first, then WiFi, so they overlap.
+            self.sensing.step(self.clock.ticks_ms())
+            if not sl.net:  # an outage: this wake's readings go to the store
+                return
+        self.start_network()
 
     def start_network(self):
         if self.started:
@@ -256,9 +264,7 @@ class Node:
             self._trial_step(now)
             if self.sleeper is not None and self._shutdown is None:
                 act = self.sleeper.step(now, self)
-                if act == "network":
-                    self.start_network()
-                elif act is not None:
+                if act is not None:
                     self.shutdown("sleep", now, act[1])
             self._step_fails = 0
         except Exception as e:  # noqa: BLE001 - count, report, carry on
@@ -330,10 +336,12 @@ class Node:
         """Everything kept across a reset: undelivered readings on flash, RTC facts."""
         self.delivery.save()
         if self.sleeper is not None:
-            self.sleeper.save(self.time.synced, self.announced > 0)
+            self.sleeper.save(self.time.synced, self.announced > 0, self.time.synced_at)
 
     def next_wake_ms(self, now):
         """How long the loop may idle before something is due (bounded by 50 ms)."""
+        if self.sleeper is not None and self.link.online() and self.busy():
+            return 1  # a battery wake waits for acknowledgements: every ms awake costs charge
         return self.sensing.next_ms(now, 50)
 
     def run(self, steps=None):

@@ -853,14 +853,26 @@ def _check(doc, board_pins, boards):
         c.bad("discovery.prefix", 'a topic prefix like "homeassistant"', pre)
     out["discovery"] = {"enabled": de, "prefix": pre}
 
-    d = _section(c, doc, "deep_sleep", ("enabled", "interval", "awake_cap"))
+    d = _section(
+        c, doc, "deep_sleep", ("enabled", "interval", "awake_cap", "outage_after", "retry_max")
+    )
     se = d.get("enabled", False)
     c.boolean("deep_sleep.enabled", se)
     si = d.get("interval", 300)
     c.integer("deep_sleep.interval", si, 10, 86400)
     cap = d.get("awake_cap", 30)
     c.integer("deep_sleep.awake_cap", cap, 5, 600)
-    out["deep_sleep"] = {"enabled": se, "interval": si, "awake_cap": cap}
+    oa = d.get("outage_after", 3)
+    c.integer("deep_sleep.outage_after", oa, 1, 100)
+    rm = d.get("retry_max", 1800)
+    c.integer("deep_sleep.retry_max", rm, 10, 604800)
+    out["deep_sleep"] = {
+        "enabled": se,
+        "interval": si,
+        "awake_cap": cap,
+        "outage_after": oa,
+        "retry_max": rm,
+    }
 
     d = _section(c, doc, "spool", ("ram", "max_bytes", "batch", "file"))
     r = d.get("ram", 16)

@@ -31,6 +31,7 @@ class Timekeeper:
         self._ntp = ntp
         self._off = epoch_offset(clock)
         self.synced = False
+        self.synced_at = None  # Unix seconds of the last successful sync (kept across sleep)
         self.fails = 0  # failed attempts since the last success
         self.syncs = 0
         self.last_error = None
@@ -65,6 +66,7 @@ class Timekeeper:
             self._next = c.ticks_add(now, delay)
             return True
         self.synced = True
+        self.synced_at = self.unix()
         self.syncs += 1
         self.fails = 0
         self._next = c.ticks_add(now, self.resync_ms)
@@ -76,6 +78,11 @@ class Timekeeper:
             return None
         return int(self.clock.time()) + self._off
 
-    def mark_synced(self):
-        """The clock is known good without NTP (e.g. kept by the RTC through deep sleep)."""
+    def mark_synced(self, next_ms=None, synced_at=None):
+        """The clock is known good without NTP (e.g. kept by the RTC through deep sleep). The
+        next sync in `next_ms` (None: as soon as WiFi is up); `synced_at` the last one's time."""
         self.synced = True
+        if synced_at is not None:
+            self.synced_at = synced_at
+        if next_ms is not None:
+            self._next = self.clock.ticks_add(self.clock.ticks_ms(), next_ms)

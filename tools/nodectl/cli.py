@@ -10,10 +10,32 @@ import subprocess
 import sys
 
 import nodectl
-from nodectl import broker, build, configcheck, console, deploy, flash, monitor, package, provision
+from nodectl import (
+    battery,
+    broker,
+    build,
+    configcheck,
+    console,
+    deploy,
+    flash,
+    monitor,
+    package,
+    provision,
+)
 from nodectl.common import EXIT_REFUSED, EXIT_TOOL, Parser, Refused, ToolFailed
 
-SUBCOMMANDS = (flash, build, deploy, provision, configcheck, monitor, console, package, broker)
+SUBCOMMANDS = (
+    flash,
+    build,
+    deploy,
+    provision,
+    configcheck,
+    battery,
+    monitor,
+    console,
+    package,
+    broker,
+)
 
 
 def make_parser() -> Parser:
