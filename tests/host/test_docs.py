@@ -215,3 +215,59 @@ def test_every_relative_link_resolves(doc):
         elif anchor and t.suffix == ".md" and anchor not in _anchors(t):
             bad.append(link + " (no such heading)")
     assert bad == []
+
+
+# ---- wiring diagrams --------------------------------------------------------------------------
+
+_ROLE = re.compile(r"^(SDA|SCL|1-Wire|DHT22|LED|BUTTON|BATTERY ADC) GPIO(\d+)\b")
+
+
+def board_roles(b: dict) -> set[tuple[str, int]]:
+    """What a diagram must show for this board file: each role and its GPIO."""
+    want = {
+        ("SDA", b["i2c"]["sda"]),
+        ("SCL", b["i2c"]["scl"]),
+        ("1-Wire", b["onewire_pin"]),
+        ("DHT22", b["dht_pin"]),
+    }
+    for role, key, field in (("LED", "led", "pin"), ("BUTTON", "button", "pin")):
+        if b.get(key):
+            want.add((role, b[key][field]))
+    if b.get("battery"):
+        want.add(("BATTERY ADC", b["battery"]["adc_pin"]))
+    return want
+
+
+def drawn_roles(svg: Path) -> tuple[set[tuple[str, int]], list[str]]:
+    """(role, GPIO) pairs from the diagram's text labels, and labels naming a GPIO otherwise."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(svg).getroot()
+    got, stray = set(), []
+    for t in root.iter("{http://www.w3.org/2000/svg}text"):
+        s = "".join(t.itertext()).strip()
+        m = _ROLE.match(s)
+        if m:
+            got.add((m.group(1), int(m.group(2))))
+        elif "GPIO" in s:
+            stray.append(s)
+    return got, stray
+
+
+@pytest.mark.parametrize("board", sorted((REPO / "boards").glob("*.json")), ids=lambda p: p.stem)
+def test_each_board_has_a_wiring_diagram_with_its_pins(board):
+    svg = REPO / "docs/wiring" / (board.stem + ".svg")
+    assert svg.exists(), "no wiring diagram %s" % svg.relative_to(REPO)
+    b = json.loads(board.read_text())
+    got, stray = drawn_roles(svg)
+    assert stray == []
+    assert got == board_roles(b)
+    text = svg.read_text()
+    assert "boards/%s.json" % board.stem in text and b["name"] in text
+    refs = "".join(p.read_text() for p in DOCS)
+    assert "wiring/%s.svg" % board.stem in refs, "not shown in README.md or docs/"
+
+
+def test_no_wiring_diagram_without_a_board():
+    boards = {p.stem for p in (REPO / "boards").glob("*.json")}
+    assert {p.stem for p in (REPO / "docs/wiring").glob("*.svg")} <= boards
