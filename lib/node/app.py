@@ -27,6 +27,7 @@ import sys
 
 from node import cold
 from node import log as _log
+from node import led as _led
 from node.delivery import Delivery, open_store
 from node.link import Link
 from node.payload import Topics
@@ -89,6 +90,7 @@ class Node:
             self.sleeper is not None,
         )
         self.sensing = Sensing(cfg["sensors"], board, clock, self.delivery, self.log)
+        self.led = _led.make(cfg, board, clock, self.log)  # None: no status LED to drive
         self.announcer = None  # while a discovery round is due or under way
         self.announced = 0  # discovery rounds completed this boot
         self.started = False
@@ -266,6 +268,8 @@ class Node:
                 act = self.sleeper.step(now, self)
                 if act is not None:
                     self.shutdown("sleep", now, act[1])
+            if self.led is not None:
+                self.led.step(now, self)
             self._step_fails = 0
         except Exception as e:  # noqa: BLE001 - count, report, carry on
             self._step_fails += 1

@@ -642,6 +642,7 @@ def _check(doc, board_pins, boards):
             "safe_mode",
             "time",
             "commands",
+            "status_led",
             "$schema",
             "comment",
         ),
@@ -913,6 +914,21 @@ def _check(doc, board_pins, boards):
     rs = d.get("resync", 21600)
     c.integer("time.resync", rs, 60, 604800)
     out["time"] = {"ntp": ntp, "retries": rt, "resync": rs}
+
+    d = _section(c, doc, "status_led", ("enabled", "pin", "active"))
+    le = d.get("enabled", True)
+    c.boolean("status_led.enabled", le)
+    lp = d.get("pin")  # None: the board file's LED
+    if lp is not None and c.integer("status_led.pin", lp, 0, 48):
+        for s in ns:
+            if s.get("pin") == lp:
+                c.msgs.append(
+                    "status_led.pin: GPIO%d is already used by sensor %s" % (lp, s["name"])
+                )
+    la = d.get("active")  # None: as the board file says, else 1
+    if la is not None and (la not in (0, 1) or isinstance(la, bool)):
+        c.bad("status_led.active", "1 (lit when the pin is high) or 0 (lit when low)", la)
+    out["status_led"] = {"enabled": le, "pin": lp, "active": la}
 
     d = _section(c, doc, "commands", ("enabled", "max_bytes", "confirm_timeout"))
     ce = d.get("enabled", True)

@@ -4,7 +4,8 @@ Embedded ports count from 2000-01-01, the Unix port from 1970; `unix()` always r
 seconds. Until an NTP sync succeeded, `unix()` returns None so payloads say "unsynced" instead of
 carrying a made-up time. Each attempt is one `ntptime.settime()` (a UDP round trip bounded by
 ntptime's own 1 s timeout); attempts are spaced 2, 4, 8 ... s apart, at most `retries` quickly,
-then every 5 minutes, and a synced clock is refreshed every `resync` seconds.
+then every 5 minutes, and a synced clock is refreshed every `resync` seconds. The console log
+(node.log) says when the clock got synced and why an attempt failed, once per change.
 
     tk = Timekeeper(retries=3, resync=21600)
     tk.step(now_ms, wifi_up)    # from the loop
@@ -12,6 +13,8 @@ then every 5 minutes, and a synced clock is refreshed every `resync` seconds.
 """
 
 import time
+
+from node import log as _log
 
 # Seconds from 1970-01-01 to 2000-01-01.
 EPOCH_2000 = 946684800
@@ -36,6 +39,7 @@ class Timekeeper:
         self.syncs = 0
         self.last_error = None
         self._next = None  # ticks_ms of the next attempt; None = at once when wifi is up
+        _log.epoch = self.unix  # console lines carry Unix seconds once synced
 
     def _module(self):
         if self._ntp is None:
@@ -64,12 +68,16 @@ class Timekeeper:
             else:
                 delay = 300000
             self._next = c.ticks_add(now, delay)
+            _log.say("ntp", "no time from %s: %s" % (self.server, _why(e)))
             return True
+        news = not self.synced or self.fails
         self.synced = True
         self.synced_at = self.unix()
         self.syncs += 1
         self.fails = 0
         self._next = c.ticks_add(now, self.resync_ms)
+        if news:
+            _log.say("ntp", "synced with %s" % self.server)
         return True
 
     def unix(self):
@@ -86,3 +94,15 @@ class Timekeeper:
             self.synced_at = synced_at
         if next_ms is not None:
             self._next = self.clock.ticks_add(self.clock.ticks_ms(), next_ms)
+
+
+def _why(e):
+    """An NTP failure in words: no answer, no DNS, or the exception itself."""
+    import errno
+
+    n = e.args[0] if isinstance(e, OSError) and e.args else None
+    if n == errno.ETIMEDOUT:
+        return "no answer within 1 s (UDP 123 blocked, or server down?)"
+    if n in (-2, -3, -200, -202):  # getaddrinfo: glibc EAI_NONAME/EAI_AGAIN, lwIP on the ESP32
+        return "cannot resolve the name (DNS)"
+    return repr(e)

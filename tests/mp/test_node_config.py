@@ -346,7 +346,7 @@ CASES = [
         "colour",
         "red",
         [
-            "colour: unknown key (allowed: version, board, name, topic, area, interval, json, wifi, mqtt, sensors, discovery, deep_sleep, spool, diag, safe_mode, time, commands, $schema, comment)"
+            "colour: unknown key (allowed: version, board, name, topic, area, interval, json, wifi, mqtt, sensors, discovery, deep_sleep, spool, diag, safe_mode, time, commands, status_led, $schema, comment)"
         ],
     ),
 ]

@@ -75,3 +75,62 @@ def test_no_server_means_never_synced():
     tk = Timekeeper(None, 3, 3600, c, NTP(c))
     tk.step(0, True)
     assert not tk.synced and tk.unix() is None
+
+
+def _console():
+    from node import log
+
+    log.ring.clear()
+    log._state.clear()  # module state outlives one test's objects
+    return log
+
+
+def test_console_says_failure_and_reason_once_then_synced_once():
+    log = _console()
+    c = Clock2000()
+    ntp = NTP(c, fails=3)
+    tk = Timekeeper("pool.ntp.org", 3, 60, c, ntp)
+    for _ in range(200):  # 100 s: three failures, the sync, and re-syncs every 60 s
+        tk.step(c.ms, True)
+        c.ms += 500
+    assert len(ntp.calls) >= 5 and tk.synced  # re-synced at least once more
+    lines = [x.split(" ", 1)[1] for x in log.ring]
+    assert lines == [
+        "ntp: no time from pool.ntp.org: no answer within 1 s (UDP 123 blocked, or server down?)",
+        "ntp: synced with pool.ntp.org",
+    ], lines
+    assert log.ring[0].startswith("+")  # before the sync: seconds since boot
+    assert log.ring[1].startswith("1763784000 ")  # after: Unix seconds
+
+
+class DNSFail:
+    host = None
+
+    def settime(self):
+        raise OSError(-202)  # what getaddrinfo raises on an ESP32 for an unknown name
+
+
+def test_console_says_when_the_server_name_does_not_resolve():
+    log = _console()
+    c = Clock2000()
+    tk = Timekeeper("ntp.example.invalid", 3, 60, c, DNSFail())
+    tk.step(0, True)
+    assert log.ring[-1].endswith(
+        "ntp: no time from ntp.example.invalid: cannot resolve the name (DNS)"
+    )
+
+
+def test_console_says_a_lost_sync_and_its_return():
+    log = _console()
+    c = Clock2000()
+    ntp = NTP(c)
+    tk = Timekeeper("pool.ntp.org", 3, 60, c, ntp)
+    tk.step(0, True)
+    ntp.fails = 1
+    c.ms = 60000
+    tk.step(c.ms, True)  # the re-sync fails
+    c.ms = 62000
+    tk.step(c.ms, True)  # and works again 2 s later
+    lines = [x.split(" ", 1)[1] for x in log.ring]
+    assert lines[0] == "ntp: synced with pool.ntp.org" and lines[-1] == lines[0], lines
+    assert "no answer" in lines[1] and len(lines) == 3, lines
