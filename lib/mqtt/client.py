@@ -106,8 +106,9 @@ class MQTTClient:
         self.keepalive = keepalive
         self.ssl = ssl
         self.ssl_params = ssl_params
-        self.cb = self._lw = self.sock = self.addr = None
+        self.cb = self._lw = self.sock = self.addr = self._tok = self._pd = None
         self.pid = self.stray = self.dropped = self.rx_flags = self._dl = 0
+        self.bad_topic = self.refused = 0  # inbound PUBLISH dropped: bad topic; QoS 2 refused
         self.inflight = {}
         self._rx2 = set()  # inbound QoS 2 ids between PUBREC and PUBREL (exactly once)
         g = kw.get
@@ -184,9 +185,13 @@ class MQTTClient:
                 p.append(_b(self.pswd))
         k = self.keepalive
         self._pkt(0x10, bytes((0, 4, 77, 81, 84, 84, 4, fl, k >> 8, k & 255)), p)
+        # From here on the link is non-blocking: every wait is a poll bounded by a deadline
+        # for the whole packet, so a peer trickling bytes cannot stretch one read.
+        self._raw.settimeout(0)
 
     def finish_connect(self):
         # MQTT-3.2.0-1: the first packet from the server is a CONNACK (always 4 bytes).
+        self._pd = None
         b = self._rd(4, 1)
         sp = b[2]
         # Flags bits 7-1 are reserved; a session present after a clean start is a lie
@@ -198,9 +203,7 @@ class MQTTClient:
             raise MQTTException(b[3])  # 1..5: refused (MQTT 3.2.2.3)
         if not sp:
             self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
-        t = self.timeout
-        self._raw.settimeout(t)
-        self._t = int(t * 1000)
+        self._t = int(self.timeout * 1000)
         self._kt = self.ticks()
         return sp
 
@@ -235,27 +238,43 @@ class MQTTClient:
         if not s:
             raise OSError(ENOTCONN)
         try:
-            # A blocking stream writes all of it unless its timeout expires.
             r = s.write(b, n)  # pyright: ignore[reportCallIssue]
         except OSError:
             self._close()
             raise
         if r != n:
-            self._err(ETIMEDOUT)
+            self._wrest(b, r, n)
+
+    def _wrest(self, b, r, n):
+        # The socket took only part of a packet (its send buffer is full): write the rest as
+        # it drains, the whole packet within `timeout`.
+        s = self.sock
+        p = select.poll()
+        p.register(s, 4)  # POLLOUT
+        mv = memoryview(b)
+        got = r or 0
+        dl = ticks_add(self.ticks(), self._t)
+        while got < n:
+            w = ticks_diff(dl, self.ticks())
+            if w <= 0 or not p.poll(w):
+                self._err(ETIMEDOUT)
+            try:
+                r = s.write(mv[got:n])  # pyright: ignore[reportOptionalMemberAccess]
+            except OSError:
+                self._close()
+                raise
+            got += r or 0
 
     def _rd(self, n, start=0):
-        # Read exactly n (<= _RBUF) bytes into the preallocated buffer. A blocking stream
-        # returns short only at EOF or when its timeout expires. Silence or EOF at a packet
-        # boundary (start) is a connection fault; inside a packet it is a truncation.
+        # Read exactly n (<= _RBUF) bytes into the preallocated buffer; what is not there yet
+        # is waited for in _more.
         try:
             r = self.sock.readinto(self._rb, n)  # pyright: ignore[reportOptionalMemberAccess]
         except OSError:
             self._close()
             raise
         if r != n:
-            if start and not r:  # None: timed out; 0: peer closed
-                self._err(ETIMEDOUT if r is None else ECONNRESET)
-            self._err("truncated packet")
+            self._more(self._rb, r, n, start)
         return self._rb
 
     def _read(self, n):
@@ -265,8 +284,45 @@ class MQTTClient:
             self._close()
             raise
         if d is None or len(d) != n:
-            self._err("truncated packet")
+            b = bytearray(n)
+            r = None if d is None else len(d)
+            if r:
+                b[:r] = d
+            self._more(b, r, n, 0)
+            d = bytes(b)
         return d
+
+    def _more(self, b, r, n, start):
+        # The rest of a read the socket could not give at once (r: what it gave; None:
+        # nothing yet, 0: the peer closed). The whole packet has one deadline, `timeout` after
+        # its first wait (_pd, cleared at each packet), so a peer that trickles bytes cannot
+        # hold a step longer than that. Silence or EOF at a packet boundary (start) is a
+        # connection fault; inside a packet it is a truncation.
+        got = r or 0
+        mv = memoryview(b)
+        while r != 0 and got < n:
+            now = self.ticks()
+            d = self._pd
+            if d is None:
+                d = self._pd = ticks_add(now, self._t)
+            w = ticks_diff(d, now)
+            if w <= 0:
+                break
+            for _ in self._p.ipoll(w):  # pyright: ignore[reportOptionalMemberAccess]
+                break
+            else:
+                break
+            try:
+                r = self.sock.readinto(mv[got:n])  # pyright: ignore[reportOptionalMemberAccess]
+            except OSError:
+                self._close()
+                raise
+            got += r or 0
+        if got == n:
+            return
+        if start and not got:
+            self._err(ETIMEDOUT if r is None else ECONNRESET)
+        self._err("truncated packet")
 
     def _drain(self, n):
         # Skip n bytes without allocating (oversize inbound packet).
@@ -363,6 +419,7 @@ class MQTTClient:
 
     # --- inbound ---
     def _recv(self):
+        self._pd = None  # a new packet: its deadline starts at its first wait
         b = self._rd(2, 1)
         op = b[0]
         c = b[1]
@@ -436,15 +493,27 @@ class MQTTClient:
             if self.on_drop:
                 self.on_drop(sz)
         else:
-            msg = self._read(n)
-            # MQTT 4.3.3 method B: a QoS 2 id seen before PUBREL is a redelivery.
-            if (q < 2 or pid not in self._rx2) and self.cb:
-                self.rx_flags = op
-                self.cb(topic, msg)  # pyright: ignore[reportPossiblyUnboundVariable]
-        if q == 2:
-            if len(self._rx2) >= _RX2_MAX and pid not in self._rx2:
+            r2 = self._rx2
+            # MQTT 4.3.3 method B: a QoS 2 id seen before PUBREL is a redelivery. Past the
+            # bound on those ids the message is refused before anything is delivered: the
+            # link is closed, so the broker resends it once earlier ones are released.
+            if q == 2 and pid not in r2 and len(r2) >= _RX2_MAX:
+                self.refused += 1
                 self._err("too many QoS 2 in flight")
-            self._rx2.add(pid)
+            msg = self._read(n)
+            from .topic import bad
+
+            # A topic no client may publish (wildcards, NUL, bad UTF-8) is dropped and
+            # counted, and acked like any other so the broker moves on; the link stays.
+            if bad(topic):  # pyright: ignore[reportPossiblyUnboundVariable]
+                self.bad_topic += 1
+            else:
+                if (q < 2 or pid not in r2) and self.cb:
+                    self.rx_flags = op
+                    self.cb(topic, msg)  # pyright: ignore[reportPossiblyUnboundVariable]
+                if q == 2:
+                    r2.add(pid)
+        if q == 2:
             self._ack(0x50, pid)
         elif q:
             self._ack(0x40, pid)
@@ -460,6 +529,14 @@ class MQTTClient:
         # write, straight into the preallocated buffer. A str is found when copying it fails,
         # then encoded (QoS 0 has no side effects to undo); QoS 1/2 convert first because
         # they register the id. DUP is only meaningful with QoS > 0 (MQTT-3.3.1-2).
+        if topic is not self._tok:
+            # A topic object not seen last time: checked once (a broker drops a client that
+            # sends a bad one), then the same object passes on identity alone.
+            from .topic import check
+
+            check(topic)
+            if isinstance(topic, (bytes, str)):  # immutable: cannot change once checked
+                self._tok = topic
         if qos:
             if not 0 < qos < 3:
                 raise ValueError(qos)
@@ -509,7 +586,10 @@ class MQTTClient:
         except Exception:
             if qos or not (isinstance(topic, str) or isinstance(msg, str)):
                 raise
-            return self.publish(_b(topic), _b(msg), retain)
+            t = self._tok = _b(topic)  # checked already: as bytes too
+            r = self.publish(t, _b(msg), retain)
+            self._tok = topic
+            return r
         if qos:
             i += tl
             b[i] = pid >> 8
@@ -524,7 +604,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            self._err(ETIMEDOUT)
+            self._wrest(b, r, n)  # the send buffer is full: finish it within `timeout`
         if qos and self.max_inflight == 1:
             while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()
@@ -542,9 +622,12 @@ class MQTTClient:
         self._ack(0x62, self._track(pid, _PUBCOMP))
 
     def _sub(self, t, topic, qos):
+        from .topic import check
+
+        topic = check(topic, True)
         self._due()
         pid = self._track(self._newpid(), (t & 0xF0) + 0x10)  # SUBACK / UNSUBACK
-        self._pkt(t, bytes((pid >> 8, pid & 255)), [_b(topic)], qos)
+        self._pkt(t, bytes((pid >> 8, pid & 255)), [topic], qos)
         while pid in self.inflight:
             self._step()
 

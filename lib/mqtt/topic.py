@@ -1,0 +1,88 @@
+"""MQTT topic names and filters, checked as a broker checks them: imported by mqtt.client only
+when it meets a topic object it has not checked yet, and by the robust wrapper.
+
+A broker drops the connection of a client that sends a topic it does not accept, so a bad topic
+must be refused before it is written, with a message naming it. Rules (MQTT 3.1.1 1.5.3, 4.7;
+what mosquitto 2 enforces is stricter than the spec's "should not", and followed here): 1 to
+65535 bytes of UTF-8 without overlong forms, surrogates (U+D800-U+DFFF) or code points over
+U+10FFFF; no U+0000 (MQTT-1.5.3-2), no control characters (U+0001-U+001F, U+007F-U+009F)
+and no non-characters (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF). A topic name has no ``+`` or ``#``
+(MQTT-3.3.2-2); in a filter ``#`` is a whole level and the last one (MQTT-4.7.1-2), ``+`` a
+whole level (MQTT-4.7.1-3)::
+
+    from mqtt.topic import check, bad
+    t = check("a/b")            # b"a/b"; ValueError("topic 'a/+': ...") for a bad one
+    check(b"a/+/c", True)       # a filter
+    bad(b"a\\x00b")              # "not UTF-8 a broker accepts (byte 1)"; None when fine
+"""
+
+
+def _utf8_bad(b):
+    # Offset of the first byte that does not start a character a broker accepts, or -1.
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            if c < 0x20 or c == 0x7F:  # NUL and the C0 controls, DEL
+                return i
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k = 1
+            cp = c & 0x1F
+        elif 0xE0 <= c <= 0xEF:
+            k = 2
+            cp = c & 0x0F
+        elif 0xF0 <= c <= 0xF4:
+            k = 3
+            cp = c & 0x07
+        else:
+            return i  # a continuation byte, C0/C1 (overlong) or F5-FF
+        if i + k >= n:
+            return i
+        for j in range(i + 1, i + k + 1):
+            d = b[j]
+            if d & 0xC0 != 0x80:
+                return i
+            cp = cp << 6 | d & 0x3F
+        if (
+            cp < (0x80, 0x800, 0x10000)[k - 1]  # overlong
+            or cp <= 0x9F  # C1 controls
+            or 0xD800 <= cp <= 0xDFFF
+            or 0xFDD0 <= cp <= 0xFDEF
+            or cp & 0xFFFE == 0xFFFE
+            or cp > 0x10FFFF
+        ):
+            return i
+        i += k + 1
+    return -1
+
+
+def bad(t, filt=False):
+    """Why the topic (bytes) is not acceptable, or None."""
+    if not 0 < len(t) <= 65535:
+        return "expected 1..65535 bytes, got %d" % len(t)
+    i = _utf8_bad(t)
+    if i >= 0:
+        return "not UTF-8 a broker accepts (byte %d)" % i
+    if not filt:
+        if b"+" in t or b"#" in t:
+            return "wildcards + and # only in subscriptions"
+        return None
+    lv = t.split(b"/")
+    for j in range(len(lv)):
+        x = lv[j]
+        if (b"#" in x and (x != b"#" or j != len(lv) - 1)) or (b"+" in x and x != b"+"):
+            return "+ and # must fill a level, # only the last"
+    return None
+
+
+def check(t, filt=False):
+    """The topic as bytes (a str is encoded), or ValueError naming it and saying why."""
+    b = t.encode() if isinstance(t, str) else bytes(t)
+    why = bad(b, filt)
+    if why:
+        s = t if len(t) <= 60 else t[:60] + ("..." if isinstance(t, str) else b"...")
+        raise ValueError("%s %r: %s" % ("topic filter" if filt else "topic", s, why))
+    return b
