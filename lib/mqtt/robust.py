@@ -45,7 +45,7 @@ evicts as without it; ``clean_session``; ``clean_at_start`` (with
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
 duplicate_id_suspected, outbox, outbox_bytes, drops, spilled, spill_off, inflight, late_acks,
-callback_errors, rejected, retry_in_ms.
+callback_errors, rejected, retry_in_ms, rx_oversize, rx_bad_topic, rx_qos2_refused.
 """
 
 import os
@@ -86,10 +86,6 @@ def _due(clk, at, now, span):
     # "not yet" for another 6 days.
     d = clk.ticks_diff(at, now)
     return d <= 0 or d > span
-
-
-def _as_bytes(t):
-    return t.encode() if isinstance(t, str) else bytes(t)
 
 
 class MQTTClient:
@@ -275,8 +271,11 @@ class MQTTClient:
         # A broker drops a client that sends an invalid topic: such a message would stick at
         # the head of the outbox and kill every connection, so it is refused here.
         if topic is not self._topic_ok:
-            self._check_topic(topic)
-            self._topic_ok = topic  # the node publishes the same topic objects again and again
+            from mqtt.topic import check
+
+            check(topic)  # ValueError naming the topic
+            if isinstance(topic, (bytes, str)):  # the node publishes the same objects again
+                self._topic_ok = topic
         offline = self._state != CONNECTED
         sp = self._spill
         if (sp is not None and sp.depth()) or not self.outbox.has_room(
@@ -337,26 +336,14 @@ class MQTTClient:
                 ob.append(decode(r))
         sp.commit()
 
-    def _check_topic(self, topic):
-        if isinstance(topic, str):
-            bad = "#" in topic or "+" in topic or "\0" in topic  # MQTT-3.3.2-2, MQTT-1.5.3-2
-        else:
-            bad = b"#" in topic or b"+" in topic or b"\0" in topic
-            try:
-                topic.decode()  # MQTT-1.5.3-1: UTF-8
-            except ValueError:
-                bad = True
-        if bad or not topic or len(topic) > 65535:
-            raise ValueError(
-                "publish topic: expected 1..65535 UTF-8 chars, no wildcards: %r" % (topic,)
-            )
-
     def subscribe(self, topic, qos=0):
         """Remember a subscription (replayed after every lost session) and send it now if
         connected. A filter the broker refused is tried again only by calling this again."""
         if qos not in (0, 1, 2):
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
-        t = _as_bytes(topic)
+        from mqtt.topic import check
+
+        t = check(topic, True)  # a filter the broker would refuse would cost every connection
         if t not in self._subs:
             self._sub_order.append(t)
         self._subs[t] = [qos, False]
@@ -370,7 +357,9 @@ class MQTTClient:
                 self._drop(e)
 
     def unsubscribe(self, topic):
-        t = _as_bytes(topic)
+        from mqtt.topic import check
+
+        t = check(topic, True)
         if t in self._subs:
             del self._subs[t]
             self._sub_order.remove(t)
@@ -447,6 +436,11 @@ class MQTTClient:
             "spill_off": self._spill_off,
             "inflight": len(self.inflight),
             "late_acks": self.late_acks + self._c.stray,
+            # inbound PUBLISH not delivered: over max_packet; a topic no client may publish
+            # (wildcards, NUL, bad UTF-8); a QoS 2 past the client's bound (link closed)
+            "rx_oversize": self._c.dropped,
+            "rx_bad_topic": self._c.bad_topic,
+            "rx_qos2_refused": self._c.refused,
             "callback_errors": self.callback_errors,
             "rejected": list(self._rejected),
             "retry_in_ms": 0,

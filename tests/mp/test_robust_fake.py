@@ -576,3 +576,31 @@ def test_link_poll_not_stalled_by_a_gap_over_half_the_ticks_period():
     w.up = False
     _run(c, clk, 500)
     assert c.status()["state"] == "link_down"
+
+
+def test_bad_subscription_filter_refused_at_subscribe_and_never_replayed():
+    c, fb, clk, sw = fake_robust()
+    for t in ("a/#/b", b"a+", b"a\x00", b"\xed\xa0\x80", ""):
+        try:
+            c.subscribe(t, 1)
+        except ValueError as e:
+            assert str(e).startswith("topic filter"), str(e)
+        else:
+            raise AssertionError("accepted %r" % (t,))
+    c.subscribe("ok/+", 1)
+    c.connect()
+    assert fb.types().count(0x82) == 1 and c.is_connected()
+
+
+def test_inbound_bad_topics_dropped_and_counted_in_status_link_kept():
+    got = []
+    c, fb, clk, sw = fake_robust()
+    c.set_callback(lambda t, m: got.append(t))
+    c.connect()
+    for t in (b"a/+", b"a/#", b"a\x00", b"\xff"):
+        fb.feed(packet(0x32, u16(len(t)) + t + u16(5) + b"x"))
+    fb.feed(packet(0x30, u16(4) + b"ok/t" + b"y"))
+    _run(c, clk, 50)
+    st = c.status()
+    assert got == [b"ok/t"] and st["rx_bad_topic"] == 4 and st["state"] == "connected", st
+    assert st["connects"] == 1 and fb.types().count(0x40) == 4
