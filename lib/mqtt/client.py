@@ -45,10 +45,13 @@ Hooks for a wrapper (lib/mqtt/robust.py):
 """
 
 from micropython import const
-import socket
-import select
-from time import ticks_ms, ticks_diff, ticks_add
-from errno import ETIMEDOUT, ECONNRESET, ENOTCONN
+import sys
+from time import ticks_diff, ticks_add
+from errno import ETIMEDOUT, ENOTCONN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -58,7 +61,6 @@ _PUBCOMP = const(0x70)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
 _PINGRESP = const(0xD0)
-_STREAM = const(1)  # socket.SOCK_STREAM on Linux and lwIP alike
 _POLLIN = const(1)  # select.POLLIN everywhere MicroPython runs
 _RBUF = const(64)
 _RX2_MAX = const(64)
@@ -77,6 +79,21 @@ def _b(s):
     return s.encode() if isinstance(s, str) else s
 
 
+def _cold(f, *a):
+    # The connect, subscribe and last-will paths (mqtt/session.py) are imported for one call
+    # and dropped after: off the heap while messages flow.
+    from . import session
+
+    try:
+        return getattr(session, f)(*a)
+    finally:
+        sys.modules.pop("mqtt.session", None)
+        try:
+            delattr(sys.modules["mqtt"], "session")
+        except (AttributeError, KeyError):
+            pass
+
+
 def _hdr(b, t, n):
     # Fixed header: type byte and the Remaining Length varint (MQTT 2.2.3, at most 4 bytes).
     if n > 268435455:
@@ -92,120 +109,42 @@ def _hdr(b, t, n):
 
 
 class MQTTClient:
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=60,
-                 ssl=None, ssl_params={}, **kw):
-        if not port:
-            port = 8883 if ssl else 1883
-        if password is not None and user is None:
-            raise ValueError(password)  # MQTT-3.1.2-22: a password needs a user name
-        self.client_id = _b(client_id)
-        self.server = server
-        self.port = port
-        self.user = user
-        self.pswd = password
-        self.keepalive = keepalive
-        self.ssl = ssl
-        self.ssl_params = ssl_params
-        self.cb = self._lw = self.sock = self.addr = self._tok = self._pd = None
-        self.pid = self.stray = self.dropped = self.rx_flags = self._dl = 0
-        self.bad_topic = self.refused = 0  # inbound PUBLISH dropped: bad topic; QoS 2 refused
-        self.inflight = {}
-        self._rx2 = set()  # inbound QoS 2 ids between PUBREC and PUBREL (exactly once)
-        g = kw.get
-        self.timeout = g("timeout", 10)
-        self.max_inflight = g("max_inflight", 1)
-        self.max_packet = g("max_packet", 8192)
-        self.ticks = g("ticks", ticks_ms)
-        self.sock_factory = g("sock_factory")
-        self.on_ack = g("on_ack")
-        self.on_drop = g("on_drop")
-        # Outgoing packets and acks (at least 130 bytes: every PUBLISH with a one-byte
-        # Remaining Length fits); inbound fixed headers, ids and drained bytes.
-        self._wb = bytearray(max(g("wbuf", 256), 130))
-        self._rb = bytearray(_RBUF)
+    # Set by mqtt/session.py's init (annotations only: no code, no heap).
+    inflight: dict
+    ticks: Any
+    on_ack: Any
+    on_drop: Any
+    timeout: Any
+    keepalive: int
+    max_inflight: int
+    max_packet: int
+    _t: int
+    _wb: bytearray
+    _rb: bytearray
+    _rx2: set
+    _p: Any
+    sock: Any
+
+    def __init__(self, *a, **kw):
+        # (client_id, server, port=0, user=None, password=None, keepalive=60, ssl=None,
+        # ssl_params={}, **options): see mqtt/session.py, where the code runs once.
+        _cold("init", self, a, kw)
 
     def set_callback(self, f):
         self.cb = f
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
-        if not (0 <= qos <= 2 and topic):
-            raise ValueError(qos)
-        self._lw = (_b(topic), _b(msg), qos, retain)
+        _cold("will", self, topic, msg, retain, qos)
 
-    # --- connection ---
+    # --- connection (the code is in mqtt/session.py, on the heap only while it runs) ---
     def begin_connect(self, clean_session=True, timeout=None):
-        self._close()
-        t = self.timeout if timeout is None else timeout
-        f = self.sock_factory
-        if f:
-            s = f(self, t)
-        else:
-            a = self.addr
-            if not a:
-                a = self.addr = socket.getaddrinfo(self.server, self.port, 0, _STREAM)[0]
-            s = socket.socket(a[0], _STREAM, a[2])
-            try:
-                s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: same numbers on Linux and lwIP
-            except OSError:
-                pass
-        self._raw = s
-        try:
-            s.settimeout(t)  # bounds connect, TLS handshake and CONNACK
-            if not f:
-                s.connect(a[-1])  # pyright: ignore[reportPossiblyUnboundVariable]
-            if self.ssl:
-                from .tls import wrap  # lazy: only TLS nodes load ssl and the TLS code
-
-                s = wrap(self, s)
-        except Exception as e:
-            s.close()
-            if isinstance(e, ValueError):  # from wrap: TLS verification or configuration
-                raise MQTTException(str(e))
-            raise
-        self.sock = s
-        self._t = int(t * 1000)
-        p = self._p = select.poll()
-        p.register(s, _POLLIN)
-        self.inflight.clear()
-        self._pend = False  # a PINGREQ is unanswered
-        self._kt = self._ack_t = self._dl = self.ticks()
-        self._clean = clean_session
-        # CONNECT, MQTT 3.1.2: protocol name, level 4, flags, keepalive; payload 3.1.3.
-        fl = 2 if clean_session else 0
-        p = [self.client_id]
-        w = self._lw
-        if w:
-            fl |= 4 | w[2] << 3 | (w[3] and 0x20)
-            p += w[:2]
-        if self.user is not None:
-            fl |= 0x80
-            p.append(_b(self.user))
-            if self.pswd is not None:
-                fl |= 0x40
-                p.append(_b(self.pswd))
-        k = self.keepalive
-        self._pkt(0x10, bytes((0, 4, 77, 81, 84, 84, 4, fl, k >> 8, k & 255)), p)
-        # From here on the link is non-blocking: every wait is a poll bounded by a deadline
-        # for the whole packet, so a peer trickling bytes cannot stretch one read.
-        self._raw.settimeout(0)
+        _cold("begin", self, clean_session, timeout)
 
     def finish_connect(self):
-        # MQTT-3.2.0-1: the first packet from the server is a CONNACK (always 4 bytes).
-        self._pd = None
-        b = self._rd(4, 1)
-        sp = b[2]
-        # Flags bits 7-1 are reserved; a session present after a clean start is a lie
-        # (MQTT-3.2.2-1); a refused CONNACK has no session (MQTT-3.2.2-4).
-        if b[0] != 0x20 or b[1] != 2 or sp > 1 or sp and (self._clean or b[3]):
-            self._err("bad CONNACK")
-        if b[3]:
-            self._close()
-            raise MQTTException(b[3])  # 1..5: refused (MQTT 3.2.2.3)
-        if not sp:
-            self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
-        self._t = int(self.timeout * 1000)
-        self._kt = self.ticks()
-        return sp
+        r = _cold("finish", self)
+        if r < 0:
+            raise MQTTException(-r)  # 1..5: refused (MQTT 3.2.2.3)
+        return r
 
     def connect(self, clean_session=True, timeout=None):
         self.begin_connect(clean_session, timeout)
@@ -243,27 +182,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            self._wrest(b, r, n)
-
-    def _wrest(self, b, r, n):
-        # The socket took only part of a packet (its send buffer is full): write the rest as
-        # it drains, the whole packet within `timeout`.
-        s = self.sock
-        p = select.poll()
-        p.register(s, 4)  # POLLOUT
-        mv = memoryview(b)
-        got = r or 0
-        dl = ticks_add(self.ticks(), self._t)
-        while got < n:
-            w = ticks_diff(dl, self.ticks())
-            if w <= 0 or not p.poll(w):
-                self._err(ETIMEDOUT)
-            try:
-                r = s.write(mv[got:n])  # pyright: ignore[reportOptionalMemberAccess]
-            except OSError:
-                self._close()
-                raise
-            got += r or 0
+            _cold("wrest", self, b, r, n)
 
     def _rd(self, n, start=0):
         # Read exactly n (<= _RBUF) bytes into the preallocated buffer; what is not there yet
@@ -274,7 +193,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            self._more(self._rb, r, n, start)
+            _cold("more", self, self._rb, r, n, start)
         return self._rb
 
     def _read(self, n):
@@ -287,42 +206,10 @@ class MQTTClient:
             b = bytearray(n)
             r = None if d is None else len(d)
             if r:
-                b[:r] = d
-            self._more(b, r, n, 0)
+                b[:r] = d  # pyright: ignore[reportCallIssue, reportArgumentType]
+            _cold("more", self, b, r, n, 0)
             d = bytes(b)
         return d
-
-    def _more(self, b, r, n, start):
-        # The rest of a read the socket could not give at once (r: what it gave; None:
-        # nothing yet, 0: the peer closed). The whole packet has one deadline, `timeout` after
-        # its first wait (_pd, cleared at each packet), so a peer that trickles bytes cannot
-        # hold a step longer than that. Silence or EOF at a packet boundary (start) is a
-        # connection fault; inside a packet it is a truncation.
-        got = r or 0
-        mv = memoryview(b)
-        while r != 0 and got < n:
-            now = self.ticks()
-            d = self._pd
-            if d is None:
-                d = self._pd = ticks_add(now, self._t)
-            w = ticks_diff(d, now)
-            if w <= 0:
-                break
-            for _ in self._p.ipoll(w):  # pyright: ignore[reportOptionalMemberAccess]
-                break
-            else:
-                break
-            try:
-                r = self.sock.readinto(mv[got:n])  # pyright: ignore[reportOptionalMemberAccess]
-            except OSError:
-                self._close()
-                raise
-            got += r or 0
-        if got == n:
-            return
-        if start and not got:
-            self._err(ETIMEDOUT if r is None else ECONNRESET)
-        self._err("truncated packet")
 
     def _drain(self, n):
         # Skip n bytes without allocating (oversize inbound packet).
@@ -335,30 +222,15 @@ class MQTTClient:
         b = self._rd(2)
         return b[0] << 8 | b[1]
 
-    def _pkt(self, t, head, strs, tail=-1):
-        # Build a packet in the write buffer (a bigger one only if it does not fit), one write.
-        n = len(head) + (tail >= 0)
-        for s in strs:
-            if len(s) > 65535:
-                raise ValueError(len(s))
-            n += 2 + len(s)
+    def _put(self, t, body):
+        # A packet of type t around body, in one write (the cold paths build the body).
+        n = len(body)
         b = self._wb
         if n + 5 > len(b):
             b = bytearray(n + 5)
         i = _hdr(b, t, n)
-        k = len(head)
-        b[i : i + k] = head
-        i += k
-        for s in strs:
-            k = len(s)
-            b[i] = k >> 8
-            b[i + 1] = k & 255
-            b[i + 2 : i + 2 + k] = s
-            i += 2 + k
-        if tail >= 0:
-            b[i] = tail
-            i += 1
-        self._wr(b, i)
+        b[i : i + n] = body
+        self._wr(b, i + n)
 
     def _ack(self, t, pid):
         a = self._wb  # free: every packet is written in full before the next is built
@@ -581,7 +453,7 @@ class MQTTClient:
             i += 2
         # n: bytes to write; the topic goes at i, the payload at the end
         try:
-            b[i : i + tl] = topic
+            b[i : i + tl] = topic  # pyright: ignore[reportCallIssue, reportArgumentType]
             b[n - ml : n] = msg
         except Exception:
             if qos or not (isinstance(topic, str) or isinstance(msg, str)):
@@ -604,7 +476,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            self._wrest(b, r, n)  # the send buffer is full: finish it within `timeout`
+            _cold("wrest", self, b, r, n)  # the send buffer is full: finish it in `timeout`
         if qos and self.max_inflight == 1:
             while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()
@@ -621,26 +493,16 @@ class MQTTClient:
     def pubrel(self, pid):
         self._ack(0x62, self._track(pid, _PUBCOMP))
 
-    def _sub(self, t, topic, qos):
-        from .topic import check
-
-        topic = check(topic, True)
-        self._due()
-        pid = self._track(self._newpid(), (t & 0xF0) + 0x10)  # SUBACK / UNSUBACK
-        self._pkt(t, bytes((pid >> 8, pid & 255)), [topic], qos)
-        while pid in self.inflight:
-            self._step()
-
     def subscribe(self, topic, qos=0):
         if not 0 <= qos <= 2:
             raise ValueError(qos)
-        self._sub(0x82, topic, qos)
-        if self._rc & 0x80:
-            raise MQTTException(self._rc)  # SUBACK failure (MQTT 3.9.3)
-        return self._rc
+        rc = _cold("sub", self, 0x82, topic, qos)
+        if rc & 0x80:
+            raise MQTTException(rc)  # SUBACK failure (MQTT 3.9.3)
+        return rc
 
     def unsubscribe(self, topic):
-        self._sub(0xA2, topic, -1)
+        _cold("sub", self, 0xA2, topic, -1)
 
     def wait_msg(self):
         # Block until one packet has been processed (keepalive handled while waiting).

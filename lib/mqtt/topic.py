@@ -83,6 +83,6 @@ def check(t, filt=False):
     b = t.encode() if isinstance(t, str) else bytes(t)
     why = bad(b, filt)
     if why:
-        s = t if len(t) <= 60 else t[:60] + ("..." if isinstance(t, str) else b"...")
-        raise ValueError("%s %r: %s" % ("topic filter" if filt else "topic", s, why))
+        s = "%r" % (t[:60],) + ("..." if len(t) > 60 else "")
+        raise ValueError("%s %s: %s" % ("topic filter" if filt else "topic", s, why))
     return b

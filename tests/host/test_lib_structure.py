@@ -87,9 +87,10 @@ def _private(name: str) -> bool:
 
 
 # Modules that are another's code moved out of its class to save heap, not collaborators: the
-# wrapper's connect path is imported while connecting and dropped once connected. They may use
+# wrapper's connect path is imported while connecting and dropped once connected; the client's
+# cold paths (connect, subscribe, slow reads and writes) are imported for one call. They may use
 # the private names of the module they are part of, and nothing else's.
-PARTS = {"mqtt.rconnect": "mqtt.robust"}
+PARTS = {"mqtt.rconnect": "mqtt.robust", "mqtt.session": "mqtt.client"}
 
 
 def private_access(mods: dict[str, ast.Module]) -> list[str]:

@@ -494,3 +494,13 @@ def test_inflight_ack_overdue_after_a_gap_over_half_the_ticks_period():
     _gap(fb.clock)
     e = _raises(OSError, c.check_msg)
     assert e.errno == ETIMEDOUT and c.sock is None
+
+
+def test_cold_paths_leave_the_heap_after_connect_and_subscribe():
+    import sys
+
+    c, fb = connected()
+    c.subscribe(b"a/+", 1)
+    c.publish(b"t", b"m", qos=1)
+    assert "mqtt.session" not in sys.modules
+    assert not hasattr(sys.modules["mqtt"], "session")
