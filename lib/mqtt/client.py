@@ -79,17 +79,18 @@ def _b(s):
     return s.encode() if isinstance(s, str) else s
 
 
-def _cold(f, *a):
-    # The connect, subscribe and last-will paths (mqtt/session.py) are imported for one call
-    # and dropped after: off the heap while messages flow.
-    from . import session
-
+def _cold(f, *a, m="mqtt.session"):
+    # Cold paths are imported for one call and dropped after, off the heap while messages
+    # flow: mqtt/session.py (constructor, connect, subscribe, last will, slow reads and
+    # writes; its functions carry the names of the methods they serve, so they add no names
+    # to the heap) and mqtt/topic.py (a topic not seen lately).
+    __import__(m)
     try:
-        return getattr(session, f)(*a)
+        return getattr(sys.modules[m], f)(*a)
     finally:
-        sys.modules.pop("mqtt.session", None)
+        sys.modules.pop(m, None)
         try:
-            delattr(sys.modules["mqtt"], "session")
+            delattr(sys.modules["mqtt"], m[5:])
         except (AttributeError, KeyError):
             pass
 
@@ -122,26 +123,28 @@ class MQTTClient:
     _wb: bytearray
     _rb: bytearray
     _rx2: set
+    _rok: set
+    _tks: list
     _p: Any
     sock: Any
 
     def __init__(self, *a, **kw):
         # (client_id, server, port=0, user=None, password=None, keepalive=60, ssl=None,
-        # ssl_params={}, **options): see mqtt/session.py, where the code runs once.
-        _cold("init", self, a, kw)
+        # ssl_params={}, **options), read by mqtt/session.py, where this code runs once.
+        _cold("__init__", self, a, kw)
 
     def set_callback(self, f):
         self.cb = f
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
-        _cold("will", self, topic, msg, retain, qos)
+        _cold("set_last_will", self, topic, msg, retain, qos)
 
     # --- connection (the code is in mqtt/session.py, on the heap only while it runs) ---
     def begin_connect(self, clean_session=True, timeout=None):
-        _cold("begin", self, clean_session, timeout)
+        _cold("begin_connect", self, clean_session, timeout)
 
     def finish_connect(self):
-        r = _cold("finish", self)
+        r = _cold("finish_connect", self)
         if r < 0:
             raise MQTTException(-r)  # 1..5: refused (MQTT 3.2.2.3)
         return r
@@ -182,7 +185,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            _cold("wrest", self, b, r, n)
+            _cold("_wr", self, b, r, n)
 
     def _rd(self, n, start=0):
         # Read exactly n (<= _RBUF) bytes into the preallocated buffer; what is not there yet
@@ -193,7 +196,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            _cold("more", self, self._rb, r, n, start)
+            _cold("_rd", self, self._rb, r, n, start)
         return self._rb
 
     def _read(self, n):
@@ -207,7 +210,7 @@ class MQTTClient:
             r = None if d is None else len(d)
             if r:
                 b[:r] = d  # pyright: ignore[reportCallIssue, reportArgumentType]
-            _cold("more", self, b, r, n, 0)
+            _cold("_rd", self, b, r, n, 0)
             d = bytes(b)
         return d
 
@@ -373,16 +376,23 @@ class MQTTClient:
                 self.refused += 1
                 self._err("too many QoS 2 in flight")
             msg = self._read(n)
-            from .topic import bad
-
             # A topic no client may publish (wildcards, NUL, bad UTF-8) is dropped and
-            # counted, and acked like any other so the broker moves on; the link stays.
-            if bad(topic):  # pyright: ignore[reportPossiblyUnboundVariable]
-                self.bad_topic += 1
-            else:
+            # counted, and acked like any other so the broker moves on; the link stays. The
+            # last few good ones are remembered (a set of at most 8, emptied when full).
+            t = topic  # pyright: ignore[reportPossiblyUnboundVariable]
+            rk = self._rok
+            if t not in rk:
+                if _cold("bad", t, m="mqtt.topic"):
+                    self.bad_topic += 1
+                    rk = None
+                else:
+                    if len(rk) >= 8:
+                        rk.clear()
+                    rk.add(t)
+            if rk is not None:
                 if (q < 2 or pid not in r2) and self.cb:
                     self.rx_flags = op
-                    self.cb(topic, msg)  # pyright: ignore[reportPossiblyUnboundVariable]
+                    self.cb(t, msg)
                 if q == 2:
                     r2.add(pid)
         if q == 2:
@@ -391,6 +401,23 @@ class MQTTClient:
             self._ack(0x40, pid)
 
     # --- public operations ---
+    def check_topic(self, t, filt=False):
+        # ValueError naming t unless a broker accepts it as a topic name (filt: a filter); a
+        # broker drops a client that sends a bad one. The last 8 immutable names that passed
+        # are remembered by identity, so a node's fixed topics are checked once.
+        k = self._tks
+        if not filt:
+            for x in k:
+                if x is t:
+                    self._tok = t
+                    return
+        _cold("check", t, filt, m="mqtt.topic")
+        if not filt and isinstance(t, (bytes, str)):  # immutable: cannot change once checked
+            self._tok = t
+            k.insert(0, t)
+            if len(k) > 8:
+                k.pop()
+
     def ping(self):
         self._wr(b"\xc0\0", 2)
         self._pend = True
@@ -402,13 +429,7 @@ class MQTTClient:
         # then encoded (QoS 0 has no side effects to undo); QoS 1/2 convert first because
         # they register the id. DUP is only meaningful with QoS > 0 (MQTT-3.3.1-2).
         if topic is not self._tok:
-            # A topic object not seen last time: checked once (a broker drops a client that
-            # sends a bad one), then the same object passes on identity alone.
-            from .topic import check
-
-            check(topic)
-            if isinstance(topic, (bytes, str)):  # immutable: cannot change once checked
-                self._tok = topic
+            self.check_topic(topic)
         if qos:
             if not 0 < qos < 3:
                 raise ValueError(qos)
@@ -476,7 +497,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            _cold("wrest", self, b, r, n)  # the send buffer is full: finish it in `timeout`
+            _cold("_wr", self, b, r, n)  # the send buffer is full: finish it in `timeout`
         if qos and self.max_inflight == 1:
             while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()
@@ -496,13 +517,13 @@ class MQTTClient:
     def subscribe(self, topic, qos=0):
         if not 0 <= qos <= 2:
             raise ValueError(qos)
-        rc = _cold("sub", self, 0x82, topic, qos)
+        rc = _cold("subscribe", self, 0x82, topic, qos)
         if rc & 0x80:
             raise MQTTException(rc)  # SUBACK failure (MQTT 3.9.3)
         return rc
 
     def unsubscribe(self, topic):
-        _cold("sub", self, 0xA2, topic, -1)
+        _cold("subscribe", self, 0xA2, topic, -1)
 
     def wait_msg(self):
         # Block until one packet has been processed (keepalive handled while waiting).

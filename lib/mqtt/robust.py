@@ -88,6 +88,10 @@ def _due(clk, at, now, span):
     return d <= 0 or d > span
 
 
+def _as_bytes(t):
+    return t.encode() if isinstance(t, str) else bytes(t)
+
+
 class MQTTClient:
     DEBUG = False  # umqtt.robust: print what log() is told
 
@@ -163,7 +167,6 @@ class MQTTClient:
         self._own_sock = "sock_factory" not in kw  # else the factory resolves and connects
         self._tcp = None  # our socket while its non-blocking TCP connect is under way
         self._cb = None
-        self._topic_ok = None  # the last topic object that passed _check_topic
         self.on_connect = None  # f(session_present: bool)
         self.on_disconnect = None  # f(reason: str)
         self._subs = {}  # topic (bytes) -> [qos, sent in the current session]
@@ -270,12 +273,7 @@ class MQTTClient:
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
         # A broker drops a client that sends an invalid topic: such a message would stick at
         # the head of the outbox and kill every connection, so it is refused here.
-        if topic is not self._topic_ok:
-            from mqtt.topic import check
-
-            check(topic)  # ValueError naming the topic
-            if isinstance(topic, (bytes, str)):  # the node publishes the same objects again
-                self._topic_ok = topic
+        self._c.check_topic(topic)  # ValueError naming it (the client remembers good ones)
         offline = self._state != CONNECTED
         sp = self._spill
         if (sp is not None and sp.depth()) or not self.outbox.has_room(
@@ -341,9 +339,8 @@ class MQTTClient:
         connected. A filter the broker refused is tried again only by calling this again."""
         if qos not in (0, 1, 2):
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
-        from mqtt.topic import check
-
-        t = check(topic, True)  # a filter the broker would refuse would cost every connection
+        self._c.check_topic(topic, True)  # a filter the broker refuses costs every connection
+        t = _as_bytes(topic)
         if t not in self._subs:
             self._sub_order.append(t)
         self._subs[t] = [qos, False]
@@ -357,9 +354,8 @@ class MQTTClient:
                 self._drop(e)
 
     def unsubscribe(self, topic):
-        from mqtt.topic import check
-
-        t = check(topic, True)
+        self._c.check_topic(topic, True)
+        t = _as_bytes(topic)
         if t in self._subs:
             del self._subs[t]
             self._sub_order.remove(t)

@@ -35,12 +35,12 @@ def _body(head, strs, tail=-1):
     return b
 
 
-def init(c, a, kw):
-    _init(c, *a, **kw)
+def __init__(c, a, kw):
+    _new(c, *a, **kw)
 
 
-def _init(c, client_id, server, port=0, user=None, password=None, keepalive=60, ssl=None,
-          ssl_params={}, **kw):  # fmt: skip
+def _new(c, client_id, server, port=0, user=None, password=None, keepalive=60, ssl=None,
+         ssl_params={}, **kw):  # fmt: skip
     if not port:
         port = 8883 if ssl else 1883
     if password is not None and user is None:
@@ -54,6 +54,8 @@ def _init(c, client_id, server, port=0, user=None, password=None, keepalive=60, 
     c.ssl = ssl
     c.ssl_params = ssl_params
     c.cb = c._lw = c.sock = c.addr = c._tok = c._pd = c._p = None
+    c._tks = []  # the last topic names that passed check_topic, newest first (at most 8)
+    c._rok = set()  # inbound topics found good lately (at most 8)
     c.pid = c.stray = c.dropped = c.rx_flags = c._dl = c._t = 0
     c.bad_topic = c.refused = 0  # inbound PUBLISH dropped: bad topic; QoS 2 refused
     c.inflight = {}
@@ -72,7 +74,7 @@ def _init(c, client_id, server, port=0, user=None, password=None, keepalive=60, 
     c._rb = bytearray(_RBUF)
 
 
-def wrest(c, b, r, n):
+def _wr(c, b, r, n):
     # The socket took only part of a packet (its send buffer is full): write the rest as it
     # drains, the whole packet within `timeout`.
     s = c.sock
@@ -93,7 +95,7 @@ def wrest(c, b, r, n):
         got += r or 0
 
 
-def more(c, b, r, n, start):
+def _rd(c, b, r, n, start):
     # The rest of a read the socket could not give at once (r: what it gave; None: nothing
     # yet, 0: the peer closed). The whole packet has one deadline, `timeout` after its first
     # wait (_pd, cleared at each packet), so a peer that trickles bytes cannot hold a step
@@ -126,15 +128,14 @@ def more(c, b, r, n, start):
     c._err("truncated packet")
 
 
-def will(c, topic, msg, retain, qos):
-    from mqtt.topic import check
-
+def set_last_will(c, topic, msg, retain, qos):
     if not 0 <= qos <= 2:
         raise ValueError(qos)
-    c._lw = (check(topic), _b(msg), qos, retain)
+    c.check_topic(topic)
+    c._lw = (_b(topic), _b(msg), qos, retain)
 
 
-def begin(c, clean, timeout):
+def begin_connect(c, clean_session, timeout):
     c._close()
     t = c.timeout if timeout is None else timeout
     f = c.sock_factory
@@ -157,7 +158,7 @@ def begin(c, clean, timeout):
         if not f:
             s.connect(a[-1])  # pyright: ignore[reportPossiblyUnboundVariable]
         if c.ssl:
-            from mqtt.tls import wrap  # only TLS nodes load ssl and the TLS code
+            from .tls import wrap  # only TLS nodes load ssl and the TLS code
 
             s = wrap(c, s)
     except Exception as e:
@@ -172,9 +173,9 @@ def begin(c, clean, timeout):
     c.inflight.clear()
     c._pend = False  # a PINGREQ is unanswered
     c._kt = c._ack_t = c._dl = c.ticks()
-    c._clean = clean
+    c._clean = clean_session
     # CONNECT, MQTT 3.1.2: protocol name, level 4, flags, keepalive; payload 3.1.3.
-    fl = 2 if clean else 0
+    fl = 2 if clean_session else 0
     p = [c.client_id]
     w = c._lw
     if w:
@@ -193,7 +194,7 @@ def begin(c, clean, timeout):
     c._raw.settimeout(0)
 
 
-def finish(c):
+def finish_connect(c):
     # MQTT-3.2.0-1: the first packet from the server is a CONNACK (always 4 bytes). Returns
     # the session-present flag, or -code for a refusal (1..5, MQTT 3.2.2.3).
     c._pd = None
@@ -213,12 +214,11 @@ def finish(c):
     return sp
 
 
-def sub(c, t, topic, qos):
+def subscribe(c, t, topic, qos):
     # SUBSCRIBE (t 0x82, qos >= 0) or UNSUBSCRIBE (0xA2, qos -1); waits for its ack (bounded
     # by the client's deadlines) and returns the SUBACK code.
-    from mqtt.topic import check
-
-    topic = check(topic, True)
+    c.check_topic(topic, True)
+    topic = _b(topic)
     c._due()
     pid = c._track(c._newpid(), (t & 0xF0) + 0x10)  # SUBACK / UNSUBACK
     c._put(t, _body(bytes((pid >> 8, pid & 255)), [topic], qos))

@@ -17,15 +17,18 @@ whole level (MQTT-4.7.1-3)::
 """
 
 
-def _utf8_bad(b):
-    # Offset of the first byte that does not start a character a broker accepts, or -1.
+def bad(t, filt=False):
+    """Why the topic (bytes) is not acceptable, or None."""
+    n = len(t)
+    if not 0 < n <= 65535:
+        return "expected 1..65535 bytes, got %d" % n
+    # Each character, by the rules above; the loop stops at the first one a broker refuses.
     i = 0
-    n = len(b)
     while i < n:
-        c = b[i]
+        c = t[i]
         if c < 0x80:
             if c < 0x20 or c == 0x7F:  # NUL and the C0 controls, DEL
-                return i
+                break
             i += 1
             continue
         if 0xC2 <= c <= 0xDF:
@@ -38,33 +41,25 @@ def _utf8_bad(b):
             k = 3
             cp = c & 0x07
         else:
-            return i  # a continuation byte, C0/C1 (overlong) or F5-FF
+            break  # a continuation byte, C0/C1 (overlong) or F5-FF
         if i + k >= n:
-            return i
-        for j in range(i + 1, i + k + 1):
-            d = b[j]
-            if d & 0xC0 != 0x80:
-                return i
-            cp = cp << 6 | d & 0x3F
+            break
+        j = i + 1
+        while j <= i + k and t[j] & 0xC0 == 0x80:
+            cp = cp << 6 | t[j] & 0x3F
+            j += 1
         if (
-            cp < (0x80, 0x800, 0x10000)[k - 1]  # overlong
+            j <= i + k  # not a continuation byte
+            or cp < (0x80, 0x800, 0x10000)[k - 1]  # overlong
             or cp <= 0x9F  # C1 controls
             or 0xD800 <= cp <= 0xDFFF
             or 0xFDD0 <= cp <= 0xFDEF
             or cp & 0xFFFE == 0xFFFE
             or cp > 0x10FFFF
         ):
-            return i
-        i += k + 1
-    return -1
-
-
-def bad(t, filt=False):
-    """Why the topic (bytes) is not acceptable, or None."""
-    if not 0 < len(t) <= 65535:
-        return "expected 1..65535 bytes, got %d" % len(t)
-    i = _utf8_bad(t)
-    if i >= 0:
+            break
+        i = j
+    if i < n:
         return "not UTF-8 a broker accepts (byte %d)" % i
     if not filt:
         if b"+" in t or b"#" in t:
