@@ -33,7 +33,7 @@ from fixtures.broker import Broker, make_certs  # noqa: E402
 
 VENV = ROOT / ".venv" / "bin"
 # Every module of the package (the wrapper's lazily imported parts too), client first.
-MODULES = ("__init__", "client", "tls", "robust", "outbox", "backoff", "state", "rconnect",
+MODULES = ("__init__", "client", "session", "topic", "tls", "robust", "rcold", "outbox", "backoff", "state", "rconnect",
            "spillrec", "store")  # fmt: skip
 TWIN = ROOT / "build" / "twin" / "micropython"
 

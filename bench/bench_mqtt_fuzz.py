@@ -15,7 +15,8 @@ What counts (goal: 0 crashes, 0 bad deliveries):
     (wildcards, NUL, invalid UTF-8), or after the client said the link was closed;
   - left open: a refusal that did not close the socket.
 Printed: cases, crashes by type with the first input (hex), bad deliveries, refusals by
-reason, messages delivered, time.
+reason, messages delivered and dropped, time (about 2.5 ms a case, 4 minutes in all: most of
+it the Unix port's poll() of a stream without a file descriptor, which sleeps 1 ms).
 
     .venv/bin/python bench/bench_mqtt_fuzz.py [--cases 100000] [--seed 1] [--unix]
 """
@@ -167,7 +168,7 @@ def bad_topic(t):
     return False
 
 
-state = {"bad": 0, "late": 0, "got": 0}
+state = {"bad": 0, "late": 0, "got": 0, "dropped": 0}
 crashes = {}
 refusals = {}
 left_open = 0
@@ -209,6 +210,7 @@ for n in range(CASES):
         if k not in crashes:
             crashes[k] = [0, data]
         crashes[k][0] += 1
+    state["dropped"] += c.bad_topic
 ms = time.ticks_diff(time.ticks_ms(), t0)
 print("fuzz_cases", CASES)
 print("fuzz_crashes", sum(v[0] for v in crashes.values()), "(goal 0)")
@@ -216,7 +218,7 @@ for k, v in crashes.items():
     print("  crash", v[0], "x", k, "first input", "".join("%%02x" %% x for x in v[1][:64]))
 print("fuzz_bad_deliveries", state["bad"] + state["late"], "(goal 0)")
 print("fuzz_left_open", left_open, "(goal 0)")
-print("fuzz_delivered", state["got"])
+print("fuzz_delivered", state["got"], "dropped for a bad topic", state["dropped"])
 for k in sorted(refusals):
     print("  refused", refusals[k], "x", k)
 print("fuzz_time_s %%.1f (%%d us per case)" %% (ms / 1000, ms * 1000 // CASES))
