@@ -75,10 +75,10 @@ def _new(
     w._spill = None
     w._spill_off = not spill_bytes  # disabled, or the filesystem refused it
     if not w._spill_off:
-        from mqtt.spillrec import left
+        from mqtt.spillrec import left, open_store
 
         if left(w._spill_path):
-            w._open_spill()
+            open_store(w)
     w._clean = clean_session
     w._clean_at_start = clean_at_start
     kw = dict(options)

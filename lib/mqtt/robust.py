@@ -48,7 +48,6 @@ duplicate_id_suspected, outbox, outbox_bytes, drops, spilled, spill_off, infligh
 callback_errors, rejected, retry_in_ms, rx_oversize, rx_bad_topic, rx_qos2_refused.
 """
 
-import os
 import sys
 
 from micropython import const
@@ -120,6 +119,8 @@ class MQTTClient:
     _up_at: Any
     _subs: Any
     _spill_max: Any
+    _spill: Any
+    _spill_off: Any
     _healthy_ms: Any
     _fails: Any
     _clean: Any
@@ -171,60 +172,15 @@ class MQTTClient:
         if (sp is not None and sp.depth()) or not self.outbox.has_room(
             len(topic) + len(msg) + ENTRY_OVERHEAD
         ):
-            if not (offline and self.outbox.policy[qos] == "drop") and self._to_spill(
-                [topic, msg, retain, qos, 0, 0]
-            ):
-                return True
+            if not (offline and self.outbox.policy[qos] == "drop"):
+                from mqtt.spillrec import spill
+
+                if spill(self, [topic, msg, retain, qos, 0, 0]):
+                    return True
         ok = self.outbox.put(topic, msg, retain, qos, offline)
         if ok and not offline:
             self._flush()
         return ok
-
-    def _open_spill(self):
-        from mqtt.store import Store
-
-        d = self._spill_path.rpartition("/")[0]
-        try:
-            if d:
-                try:
-                    os.mkdir(d)
-                except OSError:
-                    pass  # there already
-            probe = self._spill_path + ".probe"
-            open(probe, "wb").close()  # a read-only or missing filesystem says so now
-            os.remove(probe)
-            self._spill = Store(self._spill_path, 8, self._spill_max, 8)
-        except (OSError, ValueError):
-            self._spill_off = True
-        return self._spill
-
-    def _to_spill(self, e):
-        """Spill one entry; False when spilling is off or the filesystem refuses it."""
-        if self._spill_off:
-            return False
-        sp = self._spill or self._open_spill()
-        if sp is None:
-            return False
-        from mqtt.spillrec import encode
-
-        sp.put(encode(e))
-        if sp.errors and not sp.writes:
-            self._spill_off = True  # nothing ever reached flash: not writable here
-        return True
-
-    def _refill(self, sp):
-        """Move the oldest spilled messages into the outbox as it has room (a batch)."""
-        ob = self.outbox
-        n = ob.max_msgs - len(ob)
-        if n <= 0:
-            return
-        from mqtt.spillrec import decode
-
-        recs = sp.peek(n if n < 8 else 8)
-        for r in recs:
-            if r is not None:  # a torn record is skipped (and counted by the store)
-                ob.append(decode(r))
-        sp.commit()
 
     def subscribe(self, topic, qos=0):
         """Remember a subscription (replayed after every lost session) and send it now if
@@ -367,7 +323,9 @@ class MQTTClient:
         t0 = clk.ticks_ms()
         sp = self._spill
         if sp is not None and sp.depth():
-            self._refill(sp)
+            from mqtt.spillrec import refill
+
+            refill(self, sp)
         try:
             while len(ob) and len(infl) < self._window:
                 e = ob.first()

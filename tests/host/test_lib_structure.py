@@ -90,7 +90,12 @@ def _private(name: str) -> bool:
 # wrapper's connect path is imported while connecting and dropped once connected; the client's
 # cold paths (connect, subscribe, slow reads and writes) are imported for one call. They may use
 # the private names of the module they are part of, and nothing else's.
-PARTS = {"mqtt.rconnect": "mqtt.robust", "mqtt.rcold": "mqtt.robust", "mqtt.session": "mqtt.client"}
+PARTS = {
+    "mqtt.rconnect": "mqtt.robust",
+    "mqtt.rcold": "mqtt.robust",
+    "mqtt.spillrec": "mqtt.robust",
+    "mqtt.session": "mqtt.client",
+}
 
 
 def private_access(mods: dict[str, ast.Module]) -> list[str]:
