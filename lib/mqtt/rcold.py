@@ -1,7 +1,8 @@
 """The robust wrapper's cold paths: its constructor, connect(), reconnect(), disconnect(), the
 subscription bookkeeping, wait_msg() and ping(). Part of mqtt.robust, kept in its own file
 because a node calls them rarely: the wrapper imports this module for one call and drops it
-after, so its code is off the heap while the node runs.
+after, so its code is off the heap while the node runs. What each does is documented on the
+wrapper's methods of the same names.
 
     MQTTClient.connect(c)    # mqtt.robust calls connect(c, clean_session, wait) here
 """
@@ -125,10 +126,6 @@ def _new(
 
 
 def connect(w, clean_session=None, wait=True):
-    """Start keeping a connection and make one attempt now (if the backoff allows it);
-    with wait, wait for its CONNACK up to connect_timeout, as umqtt's connect() would.
-    Returns the session-present flag if connected, else None; never raises for an outage:
-    the wrapper keeps trying from step()."""
     if clean_session is not None:
         w._clean = clean_session
     if w._state == STOPPED:
@@ -151,8 +148,6 @@ def connect(w, clean_session=None, wait=True):
 
 
 def reconnect(w):
-    """Drop a live connection and start a new attempt at once. When already disconnected
-    it only steps: calling it in a loop cannot defeat the backoff. Returns is_connected()."""
     if w._state in (CONNECTED, CONNECTING):
         w._drop("reconnect requested", False)
         w._next_at = w._clock.ticks_ms()
@@ -163,10 +158,6 @@ def reconnect(w):
 
 
 def disconnect(w, drain_ms=100):
-    """Give queued and in-flight messages up to drain_ms to go out and be acknowledged,
-    send DISCONNECT (if connected) and stop reconnecting. What is left stays queued for the
-    next connect(); with a clean session, in-flight ones are queued again as new messages
-    (so a last "offline" published just before should get its ack within drain_ms)."""
     t0 = time.ticks_ms()
     while w._state == CONNECTED and not w.idle():
         if time.ticks_diff(time.ticks_ms(), t0) >= drain_ms:
@@ -190,8 +181,6 @@ def disconnect(w, drain_ms=100):
 
 
 def subscribe(w, topic, qos=0):
-    """Remember a subscription (replayed after every lost session) and send it now if
-    connected. A filter the broker refused is tried again only by calling this again."""
     if qos not in (0, 1, 2):
         raise ValueError("qos: expected 0..2, got %r" % (qos,))
     w._c.check_topic(topic, True)  # a filter the broker refuses costs every connection
@@ -226,8 +215,6 @@ def unsubscribe(w, topic):
 
 
 def wait_msg(w, timeout_ms=None):
-    """umqtt semantics: block until one message arrives (or timeout_ms passes), keeping
-    the connection up meanwhile. Returns True if a message was delivered."""
     start = time.ticks_ms()
     w._got_msg = False
     while True:
