@@ -502,5 +502,8 @@ def test_cold_paths_leave_the_heap_after_connect_and_subscribe():
     c, fb = connected()
     c.subscribe(b"a/+", 1)
     c.publish(b"t", b"m", qos=1)
-    assert "mqtt.session" not in sys.modules
-    assert not hasattr(sys.modules["mqtt"], "session")
+    fb.feed(b"\x30\x05\x00\x01tok")  # an inbound topic checked for the first time
+    c.check_msg()
+    for m in ("session", "topic"):
+        assert "mqtt." + m not in sys.modules, m
+        assert not hasattr(sys.modules["mqtt"], m), m

@@ -604,3 +604,16 @@ def test_inbound_bad_topics_dropped_and_counted_in_status_link_kept():
     st = c.status()
     assert got == [b"ok/t"] and st["rx_bad_topic"] == 4 and st["state"] == "connected", st
     assert st["connects"] == 1 and fb.types().count(0x40) == 4
+
+
+def test_cold_parts_leave_the_heap_after_each_call():
+    import sys
+
+    c, fb, clk, sw = fake_robust()
+    c.subscribe("a/b", 1)
+    c.connect()
+    c.publish("t", "m", qos=1)
+    _run(c, clk, 50)
+    assert c.is_connected() and c.idle()
+    for m in ("rcold", "rconnect", "session", "topic"):
+        assert "mqtt." + m not in sys.modules, m
