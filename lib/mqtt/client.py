@@ -1,7 +1,13 @@
 # MQTT 3.1.1 client for MicroPython; see lib/mqtt/README.md for the full API.
 """MQTT 3.1.1 client, umqtt.simple-compatible, that never hangs and never lies.
 
-Every socket operation is bounded by ``timeout`` (seconds, option). check_msg, wait_msg and
+Every packet, read or written, is bounded as a whole by ``timeout`` (seconds, option): after
+CONNECT the link is non-blocking and each wait is a poll against the packet's deadline, so a
+peer trickling bytes cannot hold a call. Topics a broker would refuse raise ValueError on
+publish and subscribe; inbound PUBLISH with such a topic is dropped and counted
+(``bad_topic``); a QoS 2 message past 64 awaiting PUBREL is refused before delivery (the link
+is closed, ``refused`` counts it). Cold paths live in mqtt/session.py and mqtt/topic.py,
+imported for one call and dropped after. check_msg, wait_msg and
 publish send a PINGREQ every keepalive/2 and raise OSError(ETIMEDOUT) when its PINGRESP, or
 an expected ack, is late (and nothing is waiting to be read), so a half-open link is found
 within 1 x keepalive plus the caller's polling period. Still blocking: DNS (getaddrinfo; set
