@@ -45,7 +45,9 @@ evicts as without it; ``clean_session``; ``clean_at_start`` (with
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
 duplicate_id_suspected, outbox, outbox_bytes, drops, spilled, spill_off, inflight, late_acks,
-callback_errors, rejected, retry_in_ms, rx_oversize, rx_bad_topic, rx_qos2_refused.
+callback_errors, rejected, retry_in_ms, rx_oversize, rx_bad_topic, rx_qos2_refused. What
+runs rarely lives in mqtt/rcold.py (constructor, connect, disconnect, subscriptions), in
+mqtt/rconnect.py (the connect path) and in mqtt/spillrec.py (the spill), imported when needed.
 """
 
 import sys
