@@ -1,5 +1,5 @@
-"""MQTT topic names and filters, checked as a broker checks them: imported by mqtt.client only
-when it meets a topic object it has not checked yet, and by the robust wrapper.
+"""MQTT topic names and filters, checked as a broker checks them: imported by mqtt.client (its
+check_topic, which the robust wrapper uses too) only for a topic it has not checked lately.
 
 A broker drops the connection of a client that sends a topic it does not accept, so a bad topic
 must be refused before it is written, with a message naming it. Rules (MQTT 3.1.1 1.5.3, 4.7;
@@ -11,7 +11,7 @@ and no non-characters (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF). A topic name has no ``+
 whole level (MQTT-4.7.1-3)::
 
     from mqtt.topic import check, bad
-    t = check("a/b")            # b"a/b"; ValueError("topic 'a/+': ...") for a bad one
+    check("a/b")                # None; ValueError("topic 'a/+': ...") for a bad one
     check(b"a/+/c", True)       # a filter
     bad(b"a\\x00b")              # "not UTF-8 a broker accepts (byte 1)"; None when fine
 """
@@ -65,19 +65,23 @@ def bad(t, filt=False):
         if b"+" in t or b"#" in t:
             return "wildcards + and # only in subscriptions"
         return None
-    lv = t.split(b"/")
-    for j in range(len(lv)):
-        x = lv[j]
-        if (b"#" in x and (x != b"#" or j != len(lv) - 1)) or (b"+" in x and x != b"+"):
+    i = 0  # each level, without copying it: a wildcard fills it; "#" only the last
+    while True:
+        j = t.find(b"/", i)
+        e = n if j < 0 else j
+        if (t.find(b"#", i, e) >= 0 and (e - i != 1 or j >= 0)) or (
+            t.find(b"+", i, e) >= 0 and e - i != 1
+        ):
             return "+ and # must fill a level, # only the last"
-    return None
+        if j < 0:
+            return None
+        i = j + 1
 
 
 def check(t, filt=False):
-    """The topic as bytes (a str is encoded), or ValueError naming it and saying why."""
-    b = t.encode() if isinstance(t, str) else bytes(t)
-    why = bad(b, filt)
+    """ValueError naming the topic (str, bytes or bytearray) and saying why, unless it is
+    acceptable."""
+    why = bad(t.encode() if isinstance(t, str) else t, filt)
     if why:
         s = "%r" % (t[:60],) + ("..." if len(t) > 60 else "")
         raise ValueError("%s %s: %s" % ("topic filter" if filt else "topic", s, why))
-    return b
