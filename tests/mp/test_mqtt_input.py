@@ -6,7 +6,7 @@ from errno import ETIMEDOUT
 from time import ticks_diff
 
 from mqtt.client import MQTTException
-from fakebroker import FakeSocket, connected, mstr, packet, u16
+from fakebroker import FakeSocket, Trickle, connected, mstr, packet, u16
 
 # Topic names a broker refuses (mosquitto 2 drops the connection for each of them).
 BAD_NAMES = (
@@ -151,44 +151,9 @@ def test_inbound_qos2_beyond_the_bound_is_refused_before_delivery():
     assert fb.packets[-1] != (0x50, u16(65))
 
 
-class _Trickle(FakeSocket):
-    # A broker that sends one byte every `gap` ms of the injected clock. Polled, it makes the
-    # next byte arrive (the clock moves on by `gap`); a non-blocking read returns what has
-    # arrived. Blocking (timeout above 0, as a real socket with a 1 s timeout between bytes
-    # 250 ms apart never times out), a read waits for all it was asked for, however long.
-    def __init__(self, clock, gap, data, timeout):
-        super().__init__(data)
-        self.clock = clock
-        self.gap = gap
-        self.timeout = timeout
-        self.avail = 0
-
-    def ioctl(self, req, arg):
-        if req != 3:
-            return -1
-        if not self.avail and self.rx:
-            self.clock.advance(self.gap)
-            self.avail = 1
-        return arg & 1 if self.avail else 0
-
-    def _take(self, n):
-        if not self.rx:
-            return None
-        if self.timeout != 0 and self.avail < n:
-            self.clock.advance(self.gap * (n - self.avail))
-            self.avail = n
-        n = min(n, self.avail, len(self.rx))
-        if not n:
-            return None
-        self.avail -= n
-        d = bytes(self.rx[:n])
-        self.rx = self.rx[n:]
-        return d
-
-
 def _trickle(c, fb, data, gap):
     # Swap the client's link for a trickling one, in the mode the client left its link in.
-    s = _Trickle(fb.clock, gap, data, fb.sock.timeout)
+    s = Trickle(fb.clock, gap, data, fb.sock.timeout)
     c.sock = s
     c._p.register(s, 1)
     return s

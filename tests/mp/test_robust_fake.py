@@ -617,3 +617,22 @@ def test_cold_parts_leave_the_heap_after_each_call():
     assert c.is_connected() and c.idle()
     for m in ("rcold", "rconnect", "session", "topic"):
         assert "mqtt." + m not in sys.modules, m
+
+
+def test_a_trickling_broker_cannot_hold_a_step_longer_than_the_timeout():
+    from fakebroker import FakeBroker
+
+    clk = FakeClock(start=1000)
+    fb = FakeBroker(trickle=(clk, 0))
+    c, fb, clk, sw = fake_robust(fb, clk, connect_timeout=1)
+    c.connect()
+    assert c.is_connected()
+    # a PUBLISH declared at 5000 bytes, then one byte every 250 ms
+    fb.sock.gap = 250
+    fb.feed(packet(0x30, u16(1) + b"t" + b"x" * 5000))
+    t0 = clk.ticks_ms()
+    c.step()
+    spent = clk.ticks_diff(clk.ticks_ms(), t0)
+    assert spent <= 250 + 1000 + 250, spent  # was 5000 x 250 ms in one step
+    st = c.status()
+    assert st["state"] == "backoff" and "truncated" in st["last_error"], st
