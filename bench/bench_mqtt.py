@@ -33,8 +33,8 @@ from fixtures.broker import Broker, make_certs  # noqa: E402
 
 VENV = ROOT / ".venv" / "bin"
 # Every module of the package (the wrapper's lazily imported parts too), client first.
-MODULES = ("__init__", "client", "tls", "robust", "outbox", "backoff", "state", "rconnect",
-           "spillrec", "store")  # fmt: skip
+MODULES = ("__init__", "client", "session", "topic", "tls", "robust", "rcold", "outbox",
+           "backoff", "state", "rconnect", "spillrec", "store")  # fmt: skip
 TWIN = ROOT / "build" / "twin" / "micropython"
 
 # Import heap as the twin (32-bit, float32, like the ESP32) sees it: the figures the issue's

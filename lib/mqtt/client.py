@@ -1,7 +1,13 @@
 # MQTT 3.1.1 client for MicroPython; see lib/mqtt/README.md for the full API.
 """MQTT 3.1.1 client, umqtt.simple-compatible, that never hangs and never lies.
 
-Every socket operation is bounded by ``timeout`` (seconds, option). check_msg, wait_msg and
+Every packet, read or written, is bounded as a whole by ``timeout`` (seconds, option): after
+CONNECT the link is non-blocking and each wait is a poll against the packet's deadline, so a
+peer trickling bytes cannot hold a call. Topics a broker would refuse raise ValueError on
+publish and subscribe; inbound PUBLISH with such a topic is dropped and counted
+(``bad_topic``); a QoS 2 message past 64 awaiting PUBREL is refused before delivery (the link
+is closed, ``refused`` counts it). Cold paths live in mqtt/session.py and mqtt/topic.py,
+imported for one call and dropped after. check_msg, wait_msg and
 publish send a PINGREQ every keepalive/2 and raise OSError(ETIMEDOUT) when its PINGRESP, or
 an expected ack, is late (and nothing is waiting to be read), so a half-open link is found
 within 1 x keepalive plus the caller's polling period. Still blocking: DNS (getaddrinfo; set
@@ -45,10 +51,13 @@ Hooks for a wrapper (lib/mqtt/robust.py):
 """
 
 from micropython import const
-import socket
-import select
-from time import ticks_ms, ticks_diff, ticks_add
-from errno import ETIMEDOUT, ECONNRESET, ENOTCONN
+import sys
+from time import ticks_diff, ticks_add
+from errno import ETIMEDOUT, ENOTCONN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -58,7 +67,6 @@ _PUBCOMP = const(0x70)
 _SUBACK = const(0x90)
 _UNSUBACK = const(0xB0)
 _PINGRESP = const(0xD0)
-_STREAM = const(1)  # socket.SOCK_STREAM on Linux and lwIP alike
 _POLLIN = const(1)  # select.POLLIN everywhere MicroPython runs
 _RBUF = const(64)
 _RX2_MAX = const(64)
@@ -77,6 +85,22 @@ def _b(s):
     return s.encode() if isinstance(s, str) else s
 
 
+def _cold(f, *a, m="mqtt.session"):
+    # Cold paths are imported for one call and dropped after, off the heap while messages
+    # flow: mqtt/session.py (constructor, connect, subscribe, last will, slow reads and
+    # writes; its functions carry the names of the methods they serve, so they add no names
+    # to the heap) and mqtt/topic.py (a topic not seen lately).
+    __import__(m)
+    try:
+        return getattr(sys.modules[m], f)(*a)
+    finally:
+        sys.modules.pop(m, None)
+        try:
+            delattr(sys.modules["mqtt"], m[5:])
+        except (AttributeError, KeyError):
+            pass
+
+
 def _hdr(b, t, n):
     # Fixed header: type byte and the Remaining Length varint (MQTT 2.2.3, at most 4 bytes).
     if n > 268435455:
@@ -92,117 +116,44 @@ def _hdr(b, t, n):
 
 
 class MQTTClient:
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=60,
-                 ssl=None, ssl_params={}, **kw):
-        if not port:
-            port = 8883 if ssl else 1883
-        if password is not None and user is None:
-            raise ValueError(password)  # MQTT-3.1.2-22: a password needs a user name
-        self.client_id = _b(client_id)
-        self.server = server
-        self.port = port
-        self.user = user
-        self.pswd = password
-        self.keepalive = keepalive
-        self.ssl = ssl
-        self.ssl_params = ssl_params
-        self.cb = self._lw = self.sock = self.addr = None
-        self.pid = self.stray = self.dropped = self.rx_flags = self._dl = 0
-        self.inflight = {}
-        self._rx2 = set()  # inbound QoS 2 ids between PUBREC and PUBREL (exactly once)
-        g = kw.get
-        self.timeout = g("timeout", 10)
-        self.max_inflight = g("max_inflight", 1)
-        self.max_packet = g("max_packet", 8192)
-        self.ticks = g("ticks", ticks_ms)
-        self.sock_factory = g("sock_factory")
-        self.on_ack = g("on_ack")
-        self.on_drop = g("on_drop")
-        # Outgoing packets and acks (at least 130 bytes: every PUBLISH with a one-byte
-        # Remaining Length fits); inbound fixed headers, ids and drained bytes.
-        self._wb = bytearray(max(g("wbuf", 256), 130))
-        self._rb = bytearray(_RBUF)
+    # Set by mqtt/session.py's init (annotations only: no code, no heap).
+    inflight: dict
+    ticks: Any
+    on_ack: Any
+    on_drop: Any
+    timeout: Any
+    keepalive: int
+    max_inflight: int
+    max_packet: int
+    _t: int
+    _wb: bytearray
+    _rb: bytearray
+    _rx2: set
+    _rok: set
+    _tks: list
+    _p: Any
+    sock: Any
+
+    def __init__(self, *a, **kw):
+        # (client_id, server, port=0, user=None, password=None, keepalive=60, ssl=None,
+        # ssl_params={}, **options), read by mqtt/session.py, where this code runs once.
+        _cold("__init__", self, a, kw)
 
     def set_callback(self, f):
         self.cb = f
 
     def set_last_will(self, topic, msg, retain=False, qos=0):
-        if not (0 <= qos <= 2 and topic):
-            raise ValueError(qos)
-        self._lw = (_b(topic), _b(msg), qos, retain)
+        _cold("set_last_will", self, topic, msg, retain, qos)
 
-    # --- connection ---
+    # --- connection (the code is in mqtt/session.py, on the heap only while it runs) ---
     def begin_connect(self, clean_session=True, timeout=None):
-        self._close()
-        t = self.timeout if timeout is None else timeout
-        f = self.sock_factory
-        if f:
-            s = f(self, t)
-        else:
-            a = self.addr
-            if not a:
-                a = self.addr = socket.getaddrinfo(self.server, self.port, 0, _STREAM)[0]
-            s = socket.socket(a[0], _STREAM, a[2])
-            try:
-                s.setsockopt(6, 1, 1)  # IPPROTO_TCP, TCP_NODELAY: same numbers on Linux and lwIP
-            except OSError:
-                pass
-        self._raw = s
-        try:
-            s.settimeout(t)  # bounds connect, TLS handshake and CONNACK
-            if not f:
-                s.connect(a[-1])  # pyright: ignore[reportPossiblyUnboundVariable]
-            if self.ssl:
-                from .tls import wrap  # lazy: only TLS nodes load ssl and the TLS code
-
-                s = wrap(self, s)
-        except Exception as e:
-            s.close()
-            if isinstance(e, ValueError):  # from wrap: TLS verification or configuration
-                raise MQTTException(str(e))
-            raise
-        self.sock = s
-        self._t = int(t * 1000)
-        p = self._p = select.poll()
-        p.register(s, _POLLIN)
-        self.inflight.clear()
-        self._pend = False  # a PINGREQ is unanswered
-        self._kt = self._ack_t = self._dl = self.ticks()
-        self._clean = clean_session
-        # CONNECT, MQTT 3.1.2: protocol name, level 4, flags, keepalive; payload 3.1.3.
-        fl = 2 if clean_session else 0
-        p = [self.client_id]
-        w = self._lw
-        if w:
-            fl |= 4 | w[2] << 3 | (w[3] and 0x20)
-            p += w[:2]
-        if self.user is not None:
-            fl |= 0x80
-            p.append(_b(self.user))
-            if self.pswd is not None:
-                fl |= 0x40
-                p.append(_b(self.pswd))
-        k = self.keepalive
-        self._pkt(0x10, bytes((0, 4, 77, 81, 84, 84, 4, fl, k >> 8, k & 255)), p)
+        _cold("begin_connect", self, clean_session, timeout)
 
     def finish_connect(self):
-        # MQTT-3.2.0-1: the first packet from the server is a CONNACK (always 4 bytes).
-        b = self._rd(4, 1)
-        sp = b[2]
-        # Flags bits 7-1 are reserved; a session present after a clean start is a lie
-        # (MQTT-3.2.2-1); a refused CONNACK has no session (MQTT-3.2.2-4).
-        if b[0] != 0x20 or b[1] != 2 or sp > 1 or sp and (self._clean or b[3]):
-            self._err("bad CONNACK")
-        if b[3]:
-            self._close()
-            raise MQTTException(b[3])  # 1..5: refused (MQTT 3.2.2.3)
-        if not sp:
-            self._rx2.clear()  # no session: the broker forgot its QoS 2 state too
-        t = self.timeout
-        self._raw.settimeout(t)
-        self._t = int(t * 1000)
-        self._kt = self.ticks()
-        return sp
+        r = _cold("finish_connect", self)
+        if r < 0:
+            raise MQTTException(-r)  # 1..5: refused (MQTT 3.2.2.3)
+        return r
 
     def connect(self, clean_session=True, timeout=None):
         self.begin_connect(clean_session, timeout)
@@ -235,27 +186,23 @@ class MQTTClient:
         if not s:
             raise OSError(ENOTCONN)
         try:
-            # A blocking stream writes all of it unless its timeout expires.
             r = s.write(b, n)  # pyright: ignore[reportCallIssue]
         except OSError:
             self._close()
             raise
         if r != n:
-            self._err(ETIMEDOUT)
+            _cold("_wr", self, b, r, n)
 
     def _rd(self, n, start=0):
-        # Read exactly n (<= _RBUF) bytes into the preallocated buffer. A blocking stream
-        # returns short only at EOF or when its timeout expires. Silence or EOF at a packet
-        # boundary (start) is a connection fault; inside a packet it is a truncation.
+        # Read exactly n (<= _RBUF) bytes into the preallocated buffer; what is not there yet
+        # is waited for in _more.
         try:
             r = self.sock.readinto(self._rb, n)  # pyright: ignore[reportOptionalMemberAccess]
         except OSError:
             self._close()
             raise
         if r != n:
-            if start and not r:  # None: timed out; 0: peer closed
-                self._err(ETIMEDOUT if r is None else ECONNRESET)
-            self._err("truncated packet")
+            _cold("_rd", self, self._rb, r, n, start)
         return self._rb
 
     def _read(self, n):
@@ -265,7 +212,12 @@ class MQTTClient:
             self._close()
             raise
         if d is None or len(d) != n:
-            self._err("truncated packet")
+            b = bytearray(n)
+            r = None if d is None else len(d)
+            if r:
+                b[:r] = d  # pyright: ignore[reportCallIssue, reportArgumentType]
+            _cold("_rd", self, b, r, n, 0)
+            d = bytes(b)
         return d
 
     def _drain(self, n):
@@ -279,30 +231,15 @@ class MQTTClient:
         b = self._rd(2)
         return b[0] << 8 | b[1]
 
-    def _pkt(self, t, head, strs, tail=-1):
-        # Build a packet in the write buffer (a bigger one only if it does not fit), one write.
-        n = len(head) + (tail >= 0)
-        for s in strs:
-            if len(s) > 65535:
-                raise ValueError(len(s))
-            n += 2 + len(s)
+    def _put(self, t, body):
+        # A packet of type t around body, in one write (the cold paths build the body).
+        n = len(body)
         b = self._wb
         if n + 5 > len(b):
             b = bytearray(n + 5)
         i = _hdr(b, t, n)
-        k = len(head)
-        b[i : i + k] = head
-        i += k
-        for s in strs:
-            k = len(s)
-            b[i] = k >> 8
-            b[i + 1] = k & 255
-            b[i + 2 : i + 2 + k] = s
-            i += 2 + k
-        if tail >= 0:
-            b[i] = tail
-            i += 1
-        self._wr(b, i)
+        b[i : i + n] = body
+        self._wr(b, i + n)
 
     def _ack(self, t, pid):
         a = self._wb  # free: every packet is written in full before the next is built
@@ -363,6 +300,7 @@ class MQTTClient:
 
     # --- inbound ---
     def _recv(self):
+        self._pd = None  # a new packet: its deadline starts at its first wait
         b = self._rd(2, 1)
         op = b[0]
         c = b[1]
@@ -436,20 +374,56 @@ class MQTTClient:
             if self.on_drop:
                 self.on_drop(sz)
         else:
-            msg = self._read(n)
-            # MQTT 4.3.3 method B: a QoS 2 id seen before PUBREL is a redelivery.
-            if (q < 2 or pid not in self._rx2) and self.cb:
-                self.rx_flags = op
-                self.cb(topic, msg)  # pyright: ignore[reportPossiblyUnboundVariable]
-        if q == 2:
-            if len(self._rx2) >= _RX2_MAX and pid not in self._rx2:
+            r2 = self._rx2
+            # MQTT 4.3.3 method B: a QoS 2 id seen before PUBREL is a redelivery. Past the
+            # bound on those ids the message is refused before anything is delivered: the
+            # link is closed, so the broker resends it once earlier ones are released.
+            if q == 2 and pid not in r2 and len(r2) >= _RX2_MAX:
+                self.refused += 1
                 self._err("too many QoS 2 in flight")
-            self._rx2.add(pid)
+            msg = self._read(n)
+            # A topic no client may publish (wildcards, NUL, bad UTF-8) is dropped and
+            # counted, and acked like any other so the broker moves on; the link stays. The
+            # last few good ones are remembered (a set of at most 8, emptied when full).
+            t = topic  # pyright: ignore[reportPossiblyUnboundVariable]
+            rk = self._rok
+            if t not in rk:
+                if _cold("bad", t, m="mqtt.topic"):
+                    self.bad_topic += 1
+                    rk = None
+                else:
+                    if len(rk) >= 8:
+                        rk.clear()
+                    rk.add(t)
+            if rk is not None:
+                if (q < 2 or pid not in r2) and self.cb:
+                    self.rx_flags = op
+                    self.cb(t, msg)
+                if q == 2:
+                    r2.add(pid)
+        if q == 2:
             self._ack(0x50, pid)
         elif q:
             self._ack(0x40, pid)
 
     # --- public operations ---
+    def check_topic(self, t, filt=False):
+        # ValueError naming t unless a broker accepts it as a topic name (filt: a filter); a
+        # broker drops a client that sends a bad one. The last 8 immutable names that passed
+        # are remembered by identity, so a node's fixed topics are checked once.
+        k = self._tks
+        if not filt:
+            for x in k:
+                if x is t:
+                    self._tok = t
+                    return
+        _cold("check", t, filt, m="mqtt.topic")
+        if not filt and isinstance(t, (bytes, str)):  # immutable: cannot change once checked
+            self._tok = t
+            k.insert(0, t)
+            if len(k) > 8:
+                k.pop()
+
     def ping(self):
         self._wr(b"\xc0\0", 2)
         self._pend = True
@@ -460,6 +434,8 @@ class MQTTClient:
         # write, straight into the preallocated buffer. A str is found when copying it fails,
         # then encoded (QoS 0 has no side effects to undo); QoS 1/2 convert first because
         # they register the id. DUP is only meaningful with QoS > 0 (MQTT-3.3.1-2).
+        if topic is not self._tok:
+            self.check_topic(topic)
         if qos:
             if not 0 < qos < 3:
                 raise ValueError(qos)
@@ -504,12 +480,15 @@ class MQTTClient:
             i += 2
         # n: bytes to write; the topic goes at i, the payload at the end
         try:
-            b[i : i + tl] = topic
+            b[i : i + tl] = topic  # pyright: ignore[reportCallIssue, reportArgumentType]
             b[n - ml : n] = msg
         except Exception:
             if qos or not (isinstance(topic, str) or isinstance(msg, str)):
                 raise
-            return self.publish(_b(topic), _b(msg), retain)
+            t = self._tok = _b(topic)  # checked already: as bytes too
+            r = self.publish(t, _b(msg), retain)
+            self._tok = topic
+            return r
         if qos:
             i += tl
             b[i] = pid >> 8
@@ -524,7 +503,7 @@ class MQTTClient:
             self._close()
             raise
         if r != n:
-            self._err(ETIMEDOUT)
+            _cold("_wr", self, b, r, n)  # the send buffer is full: finish it in `timeout`
         if qos and self.max_inflight == 1:
             while pid in self.inflight:  # umqtt semantics: return after the ack, bounded
                 self._step()
@@ -541,23 +520,16 @@ class MQTTClient:
     def pubrel(self, pid):
         self._ack(0x62, self._track(pid, _PUBCOMP))
 
-    def _sub(self, t, topic, qos):
-        self._due()
-        pid = self._track(self._newpid(), (t & 0xF0) + 0x10)  # SUBACK / UNSUBACK
-        self._pkt(t, bytes((pid >> 8, pid & 255)), [_b(topic)], qos)
-        while pid in self.inflight:
-            self._step()
-
     def subscribe(self, topic, qos=0):
         if not 0 <= qos <= 2:
             raise ValueError(qos)
-        self._sub(0x82, topic, qos)
-        if self._rc & 0x80:
-            raise MQTTException(self._rc)  # SUBACK failure (MQTT 3.9.3)
-        return self._rc
+        rc = _cold("subscribe", self, 0x82, topic, qos)
+        if rc & 0x80:
+            raise MQTTException(rc)  # SUBACK failure (MQTT 3.9.3)
+        return rc
 
     def unsubscribe(self, topic):
-        self._sub(0xA2, topic, -1)
+        _cold("subscribe", self, 0xA2, topic, -1)
 
     def wait_msg(self):
         # Block until one packet has been processed (keepalive handled while waiting).

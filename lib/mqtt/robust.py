@@ -45,21 +45,23 @@ evicts as without it; ``clean_session``; ``clean_at_start`` (with
 goes to mqtt.client. ``status()`` keys: state (stopped, link_down, backoff, connecting,
 connected), reconnects, connects, attempts, failures, last_error, config_error,
 duplicate_id_suspected, outbox, outbox_bytes, drops, spilled, spill_off, inflight, late_acks,
-callback_errors, rejected, retry_in_ms.
+callback_errors, rejected, retry_in_ms, rx_oversize, rx_bad_topic, rx_qos2_refused. What
+runs rarely lives in mqtt/rcold.py (constructor, connect, disconnect, subscriptions), in
+mqtt/rconnect.py (the connect path) and in mqtt/spillrec.py (the spill), imported when needed.
 """
 
-import os
 import sys
-import time
 
 from micropython import const
 
-from mqtt.backoff import Backoff
-from mqtt.client import MQTTClient as _Client
 from mqtt.client import MQTTException
-from mqtt.outbox import ENTRY_OVERHEAD, Inflight, Outbox
+from mqtt.outbox import ENTRY_OVERHEAD
 
 from mqtt.state import BACKOFF, CONNECTED, CONNECTING, LINK_DOWN, STOPPED  # noqa: F401
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _PID = const(4)
 _STAGE = const(5)
@@ -70,14 +72,22 @@ _PUBACK = const(0x40)
 _PUBCOMP = const(0x70)
 
 
-def _unload_connect_path():
-    # Connected: the connect path (mqtt.rconnect, about 3 KB on the ESP32) leaves the heap
-    # until the next connect imports it again.
-    sys.modules.pop("mqtt.rconnect", None)
+def _unload(m):
+    sys.modules.pop(m, None)
     try:
-        delattr(sys.modules["mqtt"], "rconnect")
+        delattr(sys.modules["mqtt"], m[5:])
     except (AttributeError, KeyError):
         pass
+
+
+def _cold(f, *a):
+    # The wrapper's cold paths (mqtt/rcold.py: constructor, connect, disconnect, subscription
+    # bookkeeping, wait_msg) are imported for one call and dropped after.
+    __import__("mqtt.rcold")
+    try:
+        return getattr(sys.modules["mqtt.rcold"], f)(*a)
+    finally:
+        _unload("mqtt.rcold")
 
 
 def _due(clk, at, now, span):
@@ -88,113 +98,40 @@ def _due(clk, at, now, span):
     return d <= 0 or d > span
 
 
-def _as_bytes(t):
-    return t.encode() if isinstance(t, str) else bytes(t)
-
-
 class MQTTClient:
     DEBUG = False  # umqtt.robust: print what log() is told
 
-    def __init__(
-        self,
-        client_id,
-        server,
-        port=0,
-        user=None,
-        password=None,
-        keepalive=60,
-        ssl=None,
-        ssl_params={},
-        wlan=None,
-        connect_timeout=5,
-        backoff_min=1000,
-        backoff_max=300000,
-        healthy_ms=30000,
-        max_inflight=8,
-        outbox_msgs=100,
-        outbox_bytes=16384,
-        policy=("queue", "queue", "queue"),
-        outbox_dir=None,
-        spill_bytes=65536,
-        clean_session=True,
-        clean_at_start=False,
-        clock=None,
-        rng=None,
-        resolver=None,
-        link_poll_ms=250,
-        client_factory=None,
-        **options,
-    ):
-        if not 1 <= max_inflight <= 65535:
-            raise ValueError("max_inflight: expected 1..65535, got %r" % (max_inflight,))
-        if connect_timeout <= 0:
-            raise ValueError("connect_timeout: expected > 0 s, got %r" % (connect_timeout,))
-        self._clock = clk = clock or time
-        self._wlan = wlan
-        self._ct_ms = int(connect_timeout * 1000)
-        self._healthy_ms = healthy_ms
-        self._window = max_inflight
-        self._link_poll_ms = link_poll_ms
-        self._resolver = resolver
-        self.backoff = Backoff(backoff_min, backoff_max, rng)
-        self.outbox = Outbox(outbox_msgs, outbox_bytes, policy)
-        self.inflight = Inflight()
-        # Spill: when the RAM outbox is full, new messages go to a durable store on flash (in
-        # order: once something is spilled, everything new follows it there) and come back as
-        # the outbox drains. Opened on the first spill, or now if an earlier run left records.
-        self._spill_path = (outbox_dir.rstrip("/") + "/" if outbox_dir else "") + "mqtt-spill"
-        self._spill_max = spill_bytes
-        self._spill = None
-        self._spill_off = not spill_bytes  # disabled, or the filesystem refused it
-        if not self._spill_off:
-            from mqtt.spillrec import left
+    # Set by mqtt/rcold.py's constructor (annotations only: no code, no heap).
+    _c: Any
+    outbox: Any
+    inflight: Any
+    _clock: Any
+    backoff: Any
+    _spill_path: Any
+    on_disconnect: Any
+    on_connect: Any
+    _rejected: Any
+    _link_poll_ms: Any
+    reconnects: Any
+    connects: Any
+    config_error: Any
+    attempts: Any
+    _wlan: Any
+    _window: Any
+    _up_at: Any
+    _subs: Any
+    _spill_max: Any
+    _spill: Any
+    _spill_off: Any
+    _healthy_ms: Any
+    _fails: Any
+    _clean: Any
 
-            if left(self._spill_path):
-                self._open_spill()
-        self._clean = clean_session
-        self._clean_at_start = clean_at_start
-        kw = dict(options)
-        # The wrapper owns the window and never waits for an ack inside a call: the client
-        # only writes (its own window is made wide) and reports acks through on_ack.
-        kw["max_inflight"] = 65535
-        kw["on_ack"] = self._on_ack
-        kw.setdefault("timeout", connect_timeout)
-        kw.setdefault("ticks", clk.ticks_ms)
-        self._c = (client_factory or _Client)(
-            client_id, server, port, user, password, keepalive, ssl, ssl_params, **kw
-        )
-        self._c.set_callback(self._on_msg)  # wait_msg() notices messages even without one
-        self._own_sock = "sock_factory" not in kw  # else the factory resolves and connects
-        self._tcp = None  # our socket while its non-blocking TCP connect is under way
-        self._cb = None
-        self._topic_ok = None  # the last topic object that passed _check_topic
-        self.on_connect = None  # f(session_present: bool)
-        self.on_disconnect = None  # f(reason: str)
-        self._subs = {}  # topic (bytes) -> [qos, sent in the current session]
-        self._sub_order = []  # topics in the order first subscribed (replay order)
-        self._unsubs = []  # unsubscribes made while offline, for a resumed session
-        self._rejected = {}  # topic -> True: SUBACK 0x80, not replayed until subscribed again
-        self._state = STOPPED
-        self._present = False
-        self._next_at = 0
-        self._link_at = 0
-        self._up_at = 0
-        self._try_at = 0
-        self._phase_clean = False  # CONNECTING: the power-up clean connect of clean_at_start
-        self._healthy = False
-        self._booted = False  # a connection was made since power-up
-        self._got_msg = False
-        self._quick_kicks = 0
-        self._fails = 0  # failed attempts in a row
-        self._poll = None
-        self.reconnects = 0
-        self.attempts = 0
-        self.connects = 0
-        self.callback_errors = 0
-        self.late_acks = 0  # acks for nothing we had in flight (the client's own count added)
-        self.last_error = None
-        self.config_error = False
-        self.kicks_suspect = False
+    def __init__(self, *a, **kw):
+        # (client_id, server, port=0, user=None, password=None, keepalive=60, ssl=None,
+        # ssl_params={}, wlan=None, connect_timeout=5, ...: see the module docstring), read by
+        # mqtt/rcold.py, where this code runs once.
+        _cold("__init__", self, a, kw)
 
     # ---- umqtt-compatible API ----------------------------------------------------------------
     def set_callback(self, f):
@@ -210,62 +147,19 @@ class MQTTClient:
         with wait, wait for its CONNACK up to connect_timeout, as umqtt's connect() would.
         Returns the session-present flag if connected, else None; never raises for an outage:
         the wrapper keeps trying from step()."""
-        if clean_session is not None:
-            self._clean = clean_session
-        if self._state == STOPPED:
-            self._state = BACKOFF
-            self._next_at = self._clock.ticks_ms()
-            self._link_at = self._next_at
-        self.step()
-        t0 = time.ticks_ms()
-        while wait and self._state == CONNECTING:
-            left = self._ct_ms - time.ticks_diff(time.ticks_ms(), t0)
-            if left <= 0:
-                break
-            p = self._poll
-            if p is not None:
-                p.poll(left if left < 50 else 50)
-            else:
-                time.sleep_ms(1)
-            self.step()
-        return self._present if self._state == CONNECTED else None
+        return _cold("connect", self, clean_session, wait)
 
     def reconnect(self):
         """Drop a live connection and start a new attempt at once. When already disconnected
         it only steps: calling it in a loop cannot defeat the backoff. Returns is_connected()."""
-        if self._state in (CONNECTED, CONNECTING):
-            self._drop("reconnect requested", False)
-            self._next_at = self._clock.ticks_ms()
-        elif self._state == STOPPED:
-            return self.connect() is not None
-        self.step()
-        return self._state == CONNECTED
+        return _cold("reconnect", self)
 
     def disconnect(self, drain_ms=100):
         """Give queued and in-flight messages up to drain_ms to go out and be acknowledged,
         send DISCONNECT (if connected) and stop reconnecting. What is left stays queued for the
         next connect(); with a clean session, in-flight ones are queued again as new messages
         (so a last "offline" published just before should get its ack within drain_ms)."""
-        t0 = time.ticks_ms()
-        while self._state == CONNECTED and not self.idle():
-            if time.ticks_diff(time.ticks_ms(), t0) >= drain_ms:
-                break
-            self._service(self._clock.ticks_ms())
-            time.sleep_ms(1)
-        st = self._state
-        self._state = STOPPED
-        if self._spill is not None:
-            self._spill.flush()  # what is spilled survives a reboot
-        if st == CONNECTED:
-            self._sync_stages()
-            try:
-                self._c.disconnect()
-            except Exception:  # noqa: BLE001 - the link may already be gone
-                pass
-            self._after_link_lost()
-            self._notify_down("disconnect requested")
-        elif st == CONNECTING:
-            self._abort()
+        _cold("disconnect", self, drain_ms)
 
     def publish(self, topic, msg, retain=False, qos=0):
         """Queue a publish and send what the window allows. Returns False if the message was
@@ -274,114 +168,29 @@ class MQTTClient:
             raise ValueError("qos: expected 0..2, got %r" % (qos,))
         # A broker drops a client that sends an invalid topic: such a message would stick at
         # the head of the outbox and kill every connection, so it is refused here.
-        if topic is not self._topic_ok:
-            self._check_topic(topic)
-            self._topic_ok = topic  # the node publishes the same topic objects again and again
+        self._c.check_topic(topic)  # ValueError naming it (the client remembers good ones)
         offline = self._state != CONNECTED
         sp = self._spill
         if (sp is not None and sp.depth()) or not self.outbox.has_room(
             len(topic) + len(msg) + ENTRY_OVERHEAD
         ):
-            if not (offline and self.outbox.policy[qos] == "drop") and self._to_spill(
-                [topic, msg, retain, qos, 0, 0]
-            ):
-                return True
+            if not (offline and self.outbox.policy[qos] == "drop"):
+                from mqtt.spillrec import spill
+
+                if spill(self, [topic, msg, retain, qos, 0, 0]):
+                    return True
         ok = self.outbox.put(topic, msg, retain, qos, offline)
         if ok and not offline:
             self._flush()
         return ok
 
-    def _open_spill(self):
-        from mqtt.store import Store
-
-        d = self._spill_path.rpartition("/")[0]
-        try:
-            if d:
-                try:
-                    os.mkdir(d)
-                except OSError:
-                    pass  # there already
-            probe = self._spill_path + ".probe"
-            open(probe, "wb").close()  # a read-only or missing filesystem says so now
-            os.remove(probe)
-            self._spill = Store(self._spill_path, 8, self._spill_max, 8)
-        except (OSError, ValueError):
-            self._spill_off = True
-        return self._spill
-
-    def _to_spill(self, e):
-        """Spill one entry; False when spilling is off or the filesystem refuses it."""
-        if self._spill_off:
-            return False
-        sp = self._spill or self._open_spill()
-        if sp is None:
-            return False
-        from mqtt.spillrec import encode
-
-        sp.put(encode(e))
-        if sp.errors and not sp.writes:
-            self._spill_off = True  # nothing ever reached flash: not writable here
-        return True
-
-    def _refill(self, sp):
-        """Move the oldest spilled messages into the outbox as it has room (a batch)."""
-        ob = self.outbox
-        n = ob.max_msgs - len(ob)
-        if n <= 0:
-            return
-        from mqtt.spillrec import decode
-
-        recs = sp.peek(n if n < 8 else 8)
-        for r in recs:
-            if r is not None:  # a torn record is skipped (and counted by the store)
-                ob.append(decode(r))
-        sp.commit()
-
-    def _check_topic(self, topic):
-        if isinstance(topic, str):
-            bad = "#" in topic or "+" in topic or "\0" in topic  # MQTT-3.3.2-2, MQTT-1.5.3-2
-        else:
-            bad = b"#" in topic or b"+" in topic or b"\0" in topic
-            try:
-                topic.decode()  # MQTT-1.5.3-1: UTF-8
-            except ValueError:
-                bad = True
-        if bad or not topic or len(topic) > 65535:
-            raise ValueError(
-                "publish topic: expected 1..65535 UTF-8 chars, no wildcards: %r" % (topic,)
-            )
-
     def subscribe(self, topic, qos=0):
         """Remember a subscription (replayed after every lost session) and send it now if
         connected. A filter the broker refused is tried again only by calling this again."""
-        if qos not in (0, 1, 2):
-            raise ValueError("qos: expected 0..2, got %r" % (qos,))
-        t = _as_bytes(topic)
-        if t not in self._subs:
-            self._sub_order.append(t)
-        self._subs[t] = [qos, False]
-        self._rejected.pop(t, None)
-        if t in self._unsubs:
-            self._unsubs.remove(t)
-        if self._state == CONNECTED:
-            try:
-                self._sub_one(t)
-            except (OSError, MQTTException) as e:
-                self._drop(e)
+        _cold("subscribe", self, topic, qos)
 
     def unsubscribe(self, topic):
-        t = _as_bytes(topic)
-        if t in self._subs:
-            del self._subs[t]
-            self._sub_order.remove(t)
-        self._rejected.pop(t, None)
-        if self._state == CONNECTED:
-            try:
-                self._c.unsubscribe(t)
-            except (OSError, MQTTException) as e:
-                self._drop(e)
-        elif t not in self._unsubs:
-            self._unsubs.append(t)
+        _cold("unsubscribe", self, topic)
 
     def check_msg(self):
         """One bounded step (see step()); messages go to the callback."""
@@ -390,22 +199,10 @@ class MQTTClient:
     def wait_msg(self, timeout_ms=None):
         """umqtt semantics: block until one message arrives (or timeout_ms passes), keeping
         the connection up meanwhile. Returns True if a message was delivered."""
-        start = time.ticks_ms()
-        self._got_msg = False
-        while True:
-            self.step()
-            if self._got_msg:
-                return True
-            if timeout_ms is not None and time.ticks_diff(time.ticks_ms(), start) >= timeout_ms:
-                return False
-            time.sleep_ms(5 if self._state == CONNECTED else 50)
+        return _cold("wait_msg", self, timeout_ms)
 
     def ping(self):
-        if self._state == CONNECTED:
-            try:
-                self._c.ping()
-            except (OSError, MQTTException) as e:
-                self._drop(e)
+        _cold("ping", self)
 
     def log(self, in_reconnect, e):
         """umqtt.robust hook: subclasses may override it to report faults."""
@@ -447,6 +244,11 @@ class MQTTClient:
             "spill_off": self._spill_off,
             "inflight": len(self.inflight),
             "late_acks": self.late_acks + self._c.stray,
+            # inbound PUBLISH not delivered: over max_packet; a topic no client may publish
+            # (wildcards, NUL, bad UTF-8); a QoS 2 past the client's bound (link closed)
+            "rx_oversize": self._c.dropped,
+            "rx_bad_topic": self._c.bad_topic,
+            "rx_qos2_refused": self._c.refused,
             "callback_errors": self.callback_errors,
             "rejected": list(self._rejected),
             "retry_in_ms": 0,
@@ -489,7 +291,8 @@ class MQTTClient:
         else:
             return
         if self._state == CONNECTED:
-            _unload_connect_path()
+            # the connect path (about 3 KB on the ESP32) leaves the heap until the next connect
+            _unload("mqtt.rconnect")
 
     def _service(self, now):
         c = self._c
@@ -522,7 +325,9 @@ class MQTTClient:
         t0 = clk.ticks_ms()
         sp = self._spill
         if sp is not None and sp.depth():
-            self._refill(sp)
+            from mqtt.spillrec import refill
+
+            refill(self, sp)
         try:
             while len(ob) and len(infl) < self._window:
                 e = ob.first()

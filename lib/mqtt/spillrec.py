@@ -1,6 +1,7 @@
-"""Spill records: an outbox entry as one line of the wrapper's spill store (mqtt.store), and
-back. Imported only when the RAM outbox overflows, or when an earlier run left a spill, so a
-wrapper that never spills pays no heap for it.
+"""The robust wrapper's spill: opening its store (mqtt.store) on flash, an outbox entry as one
+line of it and back, spilling and refilling. Part of mqtt.robust, imported only when the RAM
+outbox overflows, or when an earlier run left a spill, so a wrapper that never spills pays no
+heap for it.
 
     rec = encode([b"t", b"21.5", False, 1, 0, 0])     # b"10r1:t21.5"
     e = decode(rec)                                   # [b"t", b"21.5", False, 1, 0, 0]
@@ -50,3 +51,48 @@ def decode(rec):
 
         t, m = unhexlify(t), unhexlify(m)
     return [t, m, rec[1] == 49, rec[0] - 48, 0, 0]
+
+
+def open_store(w):
+    from mqtt.store import Store
+
+    d = w._spill_path.rpartition("/")[0]
+    try:
+        if d:
+            try:
+                os.mkdir(d)
+            except OSError:
+                pass  # there already
+        probe = w._spill_path + ".probe"
+        open(probe, "wb").close()  # a read-only or missing filesystem says so now
+        os.remove(probe)
+        w._spill = Store(w._spill_path, 8, w._spill_max, 8)
+    except (OSError, ValueError):
+        w._spill_off = True
+    return w._spill
+
+
+def spill(w, e):
+    """Spill one entry; False when spilling is off or the filesystem refuses it."""
+    if w._spill_off:
+        return False
+    sp = w._spill or open_store(w)
+    if sp is None:
+        return False
+    sp.put(encode(e))
+    if sp.errors and not sp.writes:
+        w._spill_off = True  # nothing ever reached flash: not writable here
+    return True
+
+
+def refill(w, sp):
+    """Move the oldest spilled messages into the outbox as it has room (a batch)."""
+    ob = w.outbox
+    n = ob.max_msgs - len(ob)
+    if n <= 0:
+        return
+    recs = sp.peek(n if n < 8 else 8)
+    for r in recs:
+        if r is not None:  # a torn record is skipped (and counted by the store)
+            ob.append(decode(r))
+    sp.commit()

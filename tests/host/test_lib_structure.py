@@ -87,17 +87,25 @@ def _private(name: str) -> bool:
 
 
 # Modules that are another's code moved out of its class to save heap, not collaborators: the
-# wrapper's connect path is imported while connecting and dropped once connected. They may use
+# wrapper's connect path is imported while connecting and dropped once connected; the client's
+# cold paths (connect, subscribe, slow reads and writes) are imported for one call. They may use
 # the private names of the module they are part of, and nothing else's.
-PARTS = {"mqtt.rconnect": "mqtt.robust"}
+PARTS = {
+    "mqtt.rconnect": "mqtt.robust",
+    "mqtt.rcold": "mqtt.robust",
+    "mqtt.spillrec": "mqtt.robust",
+    "mqtt.session": "mqtt.client",
+}
 
 
 def private_access(mods: dict[str, ast.Module]) -> list[str]:
     bad = []
     for m, tree in mods.items():
         own = _own_names(tree)
-        if m in PARTS and PARTS[m] in mods:
-            own = own | _own_names(mods[PARTS[m]])
+        root = PARTS.get(m, m)  # a module and its parts share their names
+        for x in mods:
+            if x != m and (x == root or PARTS.get(x) == root):
+                own = own | _own_names(mods[x])
         for n in ast.walk(tree):
             if isinstance(n, ast.ImportFrom) and _target(m, n) in mods:
                 for a in n.names:

@@ -95,6 +95,41 @@ class FakeSocket(io.IOBase):
         self.closed = True
 
 
+class Trickle(FakeSocket):
+    # A broker that sends one byte every `gap` ms of the injected clock. Polled, it makes the
+    # next byte arrive (the clock moves on by `gap`); a non-blocking read returns what has
+    # arrived. Blocking (timeout above 0, as a real socket with a 1 s timeout between bytes
+    # 250 ms apart never times out), a read waits for all it was asked for, however long.
+    def __init__(self, clock, gap, data=b"", timeout=None, on_write=None):
+        super().__init__(data, on_write)
+        self.clock = clock
+        self.gap = gap
+        self.timeout = timeout
+        self.avail = 0
+
+    def ioctl(self, req, arg):
+        if req != 3:
+            return -1
+        if not self.avail and self.rx:
+            self.clock.advance(self.gap)
+            self.avail = 1
+        return arg & 1 if self.avail else 0
+
+    def _take(self, n):
+        if not self.rx:
+            return None
+        if self.timeout != 0 and self.avail < n:
+            self.clock.advance(self.gap * (n - self.avail))
+            self.avail = n
+        n = min(n, self.avail, len(self.rx))
+        if not n:
+            return None
+        self.avail -= n
+        d = bytes(self.rx[:n])
+        self.rx = self.rx[n:]
+        return d
+
+
 def encode_rl(n):
     out = bytearray()
     while True:
@@ -145,8 +180,9 @@ class FakeBroker:
     # Answers CONNECT, PUBLISH, PUBREL, SUBSCRIBE, UNSUBSCRIBE and PINGREQ like a broker.
     # connack=(session_present, return_code) or None for silence; drop: set of packet types
     # (first byte & 0xF0) to leave unanswered; granted: SUBACK code.
-    def __init__(self, connack=(0, 0), granted=None):
+    def __init__(self, connack=(0, 0), granted=None, trickle=None):
         self.connack = connack
+        self.trickle = trickle  # (clock, gap ms): bytes come one at a time, gap apart
         self.granted = granted
         self.drop = set()
         self.clock = Clock()
@@ -155,7 +191,10 @@ class FakeBroker:
         self.sock = None
 
     def factory(self, client, timeout):
-        s = FakeSocket(on_write=self._on_write)
+        if self.trickle:
+            s = Trickle(self.trickle[0], self.trickle[1], on_write=self._on_write)
+        else:
+            s = FakeSocket(on_write=self._on_write)
         s.done = 0
         self.sock = s
         self.socks.append(s)

@@ -576,3 +576,63 @@ def test_link_poll_not_stalled_by_a_gap_over_half_the_ticks_period():
     w.up = False
     _run(c, clk, 500)
     assert c.status()["state"] == "link_down"
+
+
+def test_bad_subscription_filter_refused_at_subscribe_and_never_replayed():
+    c, fb, clk, sw = fake_robust()
+    for t in ("a/#/b", b"a+", b"a\x00", b"\xed\xa0\x80", ""):
+        try:
+            c.subscribe(t, 1)
+        except ValueError as e:
+            assert str(e).startswith("topic filter"), str(e)
+        else:
+            raise AssertionError("accepted %r" % (t,))
+    c.subscribe("ok/+", 1)
+    c.connect()
+    assert fb.types().count(0x82) == 1 and c.is_connected()
+
+
+def test_inbound_bad_topics_dropped_and_counted_in_status_link_kept():
+    got = []
+    c, fb, clk, sw = fake_robust()
+    c.set_callback(lambda t, m: got.append(t))
+    c.connect()
+    for t in (b"a/+", b"a/#", b"a\x00", b"\xff"):
+        fb.feed(packet(0x32, u16(len(t)) + t + u16(5) + b"x"))
+    fb.feed(packet(0x30, u16(4) + b"ok/t" + b"y"))
+    _run(c, clk, 50)
+    st = c.status()
+    assert got == [b"ok/t"] and st["rx_bad_topic"] == 4 and st["state"] == "connected", st
+    assert st["connects"] == 1 and fb.types().count(0x40) == 4
+
+
+def test_cold_parts_leave_the_heap_after_each_call():
+    import sys
+
+    c, fb, clk, sw = fake_robust()
+    c.subscribe("a/b", 1)
+    c.connect()
+    c.publish("t", "m", qos=1)
+    _run(c, clk, 50)
+    assert c.is_connected() and c.idle()
+    for m in ("rcold", "rconnect", "session", "topic"):
+        assert "mqtt." + m not in sys.modules, m
+
+
+def test_a_trickling_broker_cannot_hold_a_step_longer_than_the_timeout():
+    from fakebroker import FakeBroker
+
+    clk = FakeClock(start=1000)
+    fb = FakeBroker(trickle=(clk, 0))
+    c, fb, clk, sw = fake_robust(fb, clk, connect_timeout=1)
+    c.connect()
+    assert c.is_connected()
+    # a PUBLISH declared at 5000 bytes, then one byte every 250 ms
+    fb.sock.gap = 250
+    fb.feed(packet(0x30, u16(1) + b"t" + b"x" * 5000))
+    t0 = clk.ticks_ms()
+    c.step()
+    spent = clk.ticks_diff(clk.ticks_ms(), t0)
+    assert spent <= 250 + 1000 + 250, spent  # was 5000 x 250 ms in one step
+    st = c.status()
+    assert st["state"] == "backoff" and "truncated" in st["last_error"], st
