@@ -51,7 +51,7 @@ class Delivery:
     # ---- from sensing -------------------------------------------------------------------------
     def reading(self, name, pairs, now):
         t = self.tk.unix()
-        up = self.clock.ticks_diff(now, self.t_boot) // 1000
+        up = self.tk.uptime(now)
         for sub, text in pairs:
             self.latest[sub] = text
         if self.hold:
@@ -111,7 +111,7 @@ class Delivery:
             t = self._json_t
             self._json_t = False
             allv = [(k, self.latest[k]) for k in self.latest]
-            up = self.clock.ticks_diff(now, self.t_boot) // 1000
+            up = self.tk.uptime(now)
             link.publish(self.topics.json, record(allv, t, None, None if t else up))
         if replay:
             self._replay()

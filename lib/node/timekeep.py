@@ -6,9 +6,15 @@ carrying a made-up time. Each attempt is one `ntptime.settime()` (a UDP round tr
 ntptime's own 1 s timeout); attempts are spaced 2, 4, 8 ... s apart, at most `retries` quickly,
 then every 5 minutes, and a synced clock is refreshed every `resync` seconds.
 
+It also keeps the node's uptime: `ticks_ms()` wraps (2^30 ms) and `ticks_diff()` means nothing
+beyond 2^29 ms (6.2 days), so uptime is a counter that adds the ticks since the last call. The
+loop calls `uptime()` every step; any call less than 6.2 days after the previous one keeps
+it exact, for years.
+
     tk = Timekeeper(retries=3, resync=21600)
     tk.step(now_ms, wifi_up)    # from the loop
     tk.unix()                   # 1763784000 or None
+    tk.uptime(now_ms)           # whole seconds since the Timekeeper was made (the boot)
 """
 
 import time
@@ -35,6 +41,23 @@ class Timekeeper:
         self.syncs = 0
         self.last_error = None
         self._next = None  # ticks_ms of the next attempt; None = at once when wifi is up
+        self._last = clock.ticks_ms()  # ticks at the last uptime call
+        self._s = 0  # whole seconds of uptime up to _last (a small int for 34 years)
+        self._ms = 0  # and the milliseconds over (< 1000)
+
+    def uptime(self, now):
+        """Whole seconds since boot; exact as long as calls are less than 6.2 days apart."""
+        d = self.clock.ticks_diff(now, self._last)
+        if d > 0:  # an older `now` (taken before the last call) adds nothing
+            self._last = now
+            ms = self._ms + d
+            self._s += ms // 1000
+            self._ms = ms % 1000
+        return self._s
+
+    def uptime_ms(self, now):
+        """Milliseconds since boot (a long int after 12 days on the ESP32: call it rarely)."""
+        return self.uptime(now) * 1000 + self._ms
 
     def _module(self):
         if self._ntp is None:

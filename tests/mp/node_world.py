@@ -34,7 +34,7 @@ def doc(**kw):
 
 
 class World:
-    def __init__(self, d=None, sleeper=None, values=None, fresh=True):
+    def __init__(self, d=None, sleeper=None, values=None, fresh=True, broker_up=True):
         if fresh:
             tmp()
         d = d or doc()
@@ -45,6 +45,7 @@ class World:
         self.values = values or {"temperature": 21.53, "humidity": 45.26, "pressure": 1013.27}
         self.drv = F.Sensor(("temperature", "humidity", "pressure"), lambda: dict(self.values))
         self.mq = None
+        self.broker_up = broker_up  # False: the broker is down from the first connect
         self.node = self.build()
 
     def build(self):
@@ -52,6 +53,7 @@ class World:
 
         def factory(*a, **kw):
             w.mq = F.MQTT(*a, **kw)
+            w.mq.up = w.broker_up
             return w.mq
 
         node, reason, problems = startup.build(lambda name: self.board, self.clock)

@@ -1,0 +1,42 @@
+# The node past the ticks wrap: ticks_ms() wraps at 2^30 ms and ticks_diff() means nothing
+# beyond 2^29 ms (6.2 days). A virtual clock (node_fakes.Clock, 30-bit like the ESP32) runs the
+# node for days in coarse steps; everything remembered across such gaps must stay right.
+import node_heap  # noqa: F401 - skips from source in a small heap (see node_heap.py)
+import json
+
+from node_world import World, doc
+
+TIMEOUT = 120
+DAY = 86400000
+HALF = 1 << 29  # ms: ticks further apart than this compare the wrong way round
+
+
+def _hourly(**kw):
+    return doc(interval=3600, **kw)
+
+
+def test_node_that_never_reached_its_broker_keeps_reading_after_6_days():
+    # The boot grace ("first readings wait 15 s for the broker") must not come back when the
+    # ticks since boot wrap: readings are taken, and kept, every hour whatever the day.
+    w = World(_hourly(), broker_up=False)
+    w.run(HALF - DAY, step=60000)
+    before = w.drv.started
+    w.run(DAY + 2 * DAY, step=60000)  # across 2^29 ms and well into the other half
+    assert w.drv.started - before >= 71, w.drv.started - before
+    assert w.node.delivery.pending() == w.drv.started
+
+
+def test_diag_uptime_and_backlog_uptime_count_past_the_wrap():
+    w = World(_hourly(diag={"interval": 86400}))
+    w.node.time.synced = False  # unsynced: backlog records carry "up" seconds since boot
+    w.run(7 * DAY, step=60000)
+    d = json.loads(w.mq.topics("Erdgeschoss/Wohnzimmer/diag")[-1])
+    assert 6 * 86400 <= d["uptime"] <= 7 * 86400, d["uptime"]
+    w.mq.up = False
+    w.run(3600000, step=60000)
+    w.mq.up = True
+    w.run(120000, step=1000)
+    recs = [json.loads(m) for m in w.mq.topics("Erdgeschoss/Wohnzimmer/backlog")]
+    assert recs, w.mq.sent[-5:]
+    for r in recs:
+        assert 7 * 86400 <= r["up"] <= 7 * 86400 + 3700, r
