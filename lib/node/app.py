@@ -90,7 +90,7 @@ class Node:
         self.announced = 0  # discovery rounds completed this boot
         self.started = False
         self.loop_max_ms = 0
-        self._diag_due = self.t_boot
+        self._diag_due = 0  # uptime (s) of the next diagnostics document
         self._info_sent = False
         self._good_marked = False
         self._step_fails = 0
@@ -239,8 +239,8 @@ class Node:
                     lk.publish(self.topics.base + "/log", line, False, 0)
                 if self.announcer is not None:
                     self._announce_step(now)
-                if c.ticks_diff(now, self._diag_due) >= 0:
-                    self._diag_due = c.ticks_add(now, self.cfg["diag"]["interval"] * 1000)
+                if up >= self._diag_due:  # uptime, not ticks: an outage may last weeks
+                    self._diag_due = up + self.cfg["diag"]["interval"]
                     self.publish_diag()
             if not self._good_marked and up >= self.cfg["safe_mode"]["good_after"]:
                 self._good_marked = True

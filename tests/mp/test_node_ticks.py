@@ -40,3 +40,14 @@ def test_diag_uptime_and_backlog_uptime_count_past_the_wrap():
     assert recs, w.mq.sent[-5:]
     for r in recs:
         assert 7 * 86400 <= r["up"] <= 7 * 86400 + 3700, r
+
+
+def test_diag_resumes_after_a_week_long_broker_outage():
+    w = World(_hourly(diag={"interval": 3600}))
+    w.run(3600000, step=60000)
+    w.mq.up = False
+    w.run(7 * DAY, step=60000)
+    n = len(w.mq.topics("Erdgeschoss/Wohnzimmer/diag"))
+    w.mq.up = True
+    w.run(2 * 3600000, step=60000)
+    assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/diag")) - n >= 2
