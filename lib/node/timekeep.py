@@ -40,7 +40,9 @@ class Timekeeper:
         self.fails = 0  # failed attempts since the last success
         self.syncs = 0
         self.last_error = None
-        self._next = None  # ticks_ms of the next attempt; None = at once when wifi is up
+        # uptime second of the next attempt; None = at once when wifi is up. Uptime, not
+        # ticks: WiFi may be down for weeks, and resync may be a week (> 2^29 ms).
+        self._next = None
         self._last = clock.ticks_ms()  # ticks at the last uptime call
         self._s = 0  # whole seconds of uptime up to _last (a small int for 34 years)
         self._ms = 0  # and the milliseconds over (< 1000)
@@ -68,10 +70,10 @@ class Timekeeper:
 
     def step(self, now, wifi_up):
         """Attempt a sync if one is due; returns True when an attempt was made."""
+        up = self.uptime(now)  # first: every step counts, WiFi or not
         if self.server is None or not wifi_up:
             return False
-        c = self.clock
-        if self._next is not None and c.ticks_diff(now, self._next) < 0:
+        if self._next is not None and up < self._next:
             return False
         try:
             m = self._module()
@@ -85,13 +87,17 @@ class Timekeeper:
                 delay = 2000 << (self.fails - 1)
             else:
                 delay = 300000
-            self._next = c.ticks_add(now, delay)
+            self._next = self._after(now, delay)
             return True
         self.synced = True
         self.syncs += 1
         self.fails = 0
-        self._next = c.ticks_add(now, self.resync_ms)
+        self._next = self._after(now, self.resync_ms)
         return True
+
+    def _after(self, now, ms):
+        """The first uptime second at least `ms` from now (never early, at most 1 s late)."""
+        return self.uptime(now) + (self._ms + ms + 999) // 1000
 
     def unix(self):
         """Unix seconds (int) when synced, else None."""

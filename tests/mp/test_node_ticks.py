@@ -51,3 +51,50 @@ def test_diag_resumes_after_a_week_long_broker_outage():
     w.mq.up = True
     w.run(2 * 3600000, step=60000)
     assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/diag")) - n >= 2
+
+
+class _NTP:
+    def __init__(self, clock):
+        self.clock = clock
+        self.calls = []
+        self.fail = False
+
+    def settime(self):
+        self.calls.append(self.clock.ms)
+        if self.fail:
+            raise OSError(110)
+
+
+def _tk(resync):
+    import node_fakes as F
+    from node.timekeep import Timekeeper
+
+    c = F.Clock()
+    ntp = _NTP(c)
+    return c, ntp, Timekeeper("pool.ntp.org", 3, resync, c, ntp)
+
+
+def test_ntp_resync_of_a_week_waits_a_week():
+    # resync may be up to 604800 s, more than 2^29 ms: a ticks deadline that far ahead reads
+    # as already past, and the node would ask the NTP server on every loop step.
+    c, ntp, tk = _tk(604800)
+    for _ in range(8 * 24 * 60):
+        tk.step(c.ticks_ms(), True)
+        c.advance(60000)
+    assert ntp.calls == [0, 604800000], ntp.calls
+
+
+def test_ntp_retried_soon_after_wifi_returns_from_a_week_away():
+    c, ntp, tk = _tk(21600)
+    ntp.fail = True
+    tk.step(c.ticks_ms(), True)  # fails: next try in 2 s
+    for _ in range(7 * 24 * 60):  # a week without WiFi (the loop still runs)
+        c.advance(60000)
+        tk.step(c.ticks_ms(), False)
+    ntp.fail = False
+    t_back = c.ms
+    for _ in range(600):
+        c.advance(1000)
+        tk.step(c.ticks_ms(), True)
+    assert len(ntp.calls) == 2 and ntp.calls[1] - t_back <= 2000, ntp.calls
+    assert tk.synced
