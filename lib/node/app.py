@@ -85,7 +85,7 @@ class Node:
             cfg["json"],
             self.sleeper is not None,
         )
-        self.sensing = Sensing(cfg["sensors"], board, clock, self.delivery, self.log)
+        self.sensing = Sensing(cfg["sensors"], board, clock, self.delivery, self.log, self.time)
         self.announcer = None  # while a discovery round is due or under way
         self.announced = 0  # discovery rounds completed this boot
         self.started = False

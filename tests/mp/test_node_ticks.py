@@ -98,3 +98,13 @@ def test_ntp_retried_soon_after_wifi_returns_from_a_week_away():
         tk.step(c.ticks_ms(), True)
     assert len(ntp.calls) == 2 and ntp.calls[1] - t_back <= 2000, ntp.calls
     assert tk.synced
+
+
+def test_throttled_values_still_published_in_the_second_week():
+    q = {"temperature": {"filters": [{"type": "throttle", "seconds": 1800}]}}
+    s = {"type": "bme280", "address": "0x76", "quantities": q}
+    w = World(_hourly(sensors=[s]))
+    w.run(HALF, step=60000)
+    n = len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp"))
+    w.run(DAY, step=60000)  # one value an hour, throttle or not
+    assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp")) - n >= 23
