@@ -108,3 +108,30 @@ def test_throttled_values_still_published_in_the_second_week():
     n = len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp"))
     w.run(DAY, step=60000)  # one value an hour, throttle or not
     assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/Temp")) - n >= 23
+
+
+def _two_nets(w):
+    tried = []
+    w.board.w.connect = lambda ssid, pw: tried.append(ssid)
+    return tried
+
+
+def test_wifi_roams_to_the_next_network_after_a_drop_following_a_week_up():
+    nets = [{"ssid": "a", "password": "secret123"}, {"ssid": "b", "password": "secret123"}]
+    w = World(_hourly(wifi=nets))
+    tried = _two_nets(w)
+    w.run(7 * DAY, step=60000)
+    w.board.w.up = False
+    w.run(60000, step=1000)
+    assert "b" in tried, tried
+
+
+def test_wifi_down_time_counts_a_week_long_outage():
+    w = World(_hourly())
+    w.run(3600000, step=60000)
+    w.board.w.up = False
+    w.run(7 * DAY, step=60000)
+    w.board.w.up = True
+    w.run(60000, step=60000)
+    down = w.node.link.wifi_down_ms(w.clock.ticks_ms()) // 1000
+    assert 7 * 86400 - 120 <= down <= 7 * 86400 + 60, down
