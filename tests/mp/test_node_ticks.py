@@ -135,3 +135,16 @@ def test_wifi_down_time_counts_a_week_long_outage():
     w.run(60000, step=60000)
     down = w.node.link.wifi_down_ms(w.clock.ticks_ms()) // 1000
     assert 7 * 86400 - 120 <= down <= 7 * 86400 + 60, down
+
+
+def test_discovery_round_planned_before_a_week_long_outage_goes_out_after_it():
+    w = World(_hourly(discovery={"enabled": True}))
+    w.run(60000, step=1000)
+    n = len([m for m in w.mq.sent if m[0].endswith("/config")])
+    w.mq.deliver("homeassistant/status", "online")  # HA restarted: the set again in 1..10 s
+    w.run(1000, step=1000)
+    w.mq.up = False
+    w.run(7 * DAY, step=60000)
+    w.mq.up = True
+    w.run(60000, step=1000)
+    assert len([m for m in w.mq.sent if m[0].endswith("/config")]) - n == 3
