@@ -67,6 +67,7 @@ class Node:
         self.link = Link(cfg, board, clock, client_id, self.log)
         t = cfg["time"]
         self.time = Timekeeper(t["ntp"], t["retries"], t["resync"], clock)
+        _log.uptime = self._uptime
         self.sleeper = None
         if cfg["deep_sleep"]["enabled"] and not safe_reason:
             from node.sleep import Sleeper
@@ -353,6 +354,9 @@ class Node:
 
     def log(self, msg):
         _log.say("node", msg)
+
+    def _uptime(self):
+        return self.time.uptime(self.clock.ticks_ms())
 
 
 def _crc(s):

@@ -148,3 +148,19 @@ def test_discovery_round_planned_before_a_week_long_outage_goes_out_after_it():
     w.mq.up = True
     w.run(60000, step=1000)
     assert len([m for m in w.mq.sent if m[0].endswith("/config")]) - n == 3
+
+
+def test_console_lines_carry_uptime_and_remind_past_the_wrap():
+    from node import log
+
+    w = World(_hourly())
+    w.run(7 * DAY, step=60000)
+    w.board.w.up = False
+    w.run(3000, step=1000)
+    lines = w.mq.topics("Erdgeschoss/Wohnzimmer/log") + log.ring
+    line = [x for x in lines if "wifi: down" in x][-1]
+    assert 7 * 86400 <= int(line.split()[0][1:]) <= 7 * 86400 + 2, line
+    log.say("sensor x", "gone", now=0)
+    n = len(log.ring)
+    log.say("sensor x", "gone", now=(7 * DAY) & ((1 << 30) - 1))  # a week later: a reminder
+    assert len(log.ring) == n + 1 and "still" in log.ring[-1], log.ring[-1]
