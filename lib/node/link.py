@@ -246,6 +246,11 @@ class Link:
         self.published += 1
         return self.mqtt.publish(topic, payload, retain, qos)
 
+    def withdraw(self, topic, payload):
+        """Take back a message the wrapper has not written yet; True if it was still queued."""
+        w = getattr(self.mqtt, "withdraw", None)
+        return bool(w is not None and w(topic, payload))
+
     def online(self):
         return self.mqtt is not None and self.mqtt.is_connected()
 

@@ -167,7 +167,7 @@ class Sensing:
                 pairs.append((qs[qn]["topic"], text))
         self._set_online(s, True)
         if pairs:
-            self.delivery.reading(s.name, pairs, now)
+            self.delivery.reading(s.name, pairs, now, s.interval_ms)
 
     # ---- for commands ---------------------------------------------------------------------------
     def find(self, name):

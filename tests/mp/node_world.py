@@ -33,6 +33,26 @@ def doc(**kw):
     return d
 
 
+class MQTT(F.MQTT):
+    """The fake wrapper plus withdraw() (robust's: take back a message not yet written) and a
+    stall switch (connected, but nothing goes out: a full TCP window, a slow broker)."""
+
+    stall = False
+
+    def withdraw(self, t, m):
+        for i in range(len(self.queue)):
+            e = self.queue[i]
+            if e[0] == t and e[1] == m:
+                self.queue.pop(i)
+                return True
+        return False
+
+    def step(self):
+        if self.stall and self.connected and self.up:
+            return
+        F.MQTT.step(self)
+
+
 class World:
     def __init__(self, d=None, sleeper=None, values=None, fresh=True, broker_up=True):
         if fresh:
@@ -52,7 +72,7 @@ class World:
         w = self
 
         def factory(*a, **kw):
-            w.mq = F.MQTT(*a, **kw)
+            w.mq = MQTT(*a, **kw)
             w.mq.up = w.broker_up
             return w.mq
 
