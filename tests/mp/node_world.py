@@ -54,13 +54,16 @@ class MQTT(F.MQTT):
 
 
 class World:
-    def __init__(self, d=None, sleeper=None, values=None, fresh=True, broker_up=True):
+    def __init__(
+        self, d=None, sleeper=None, values=None, fresh=True, broker_up=True, start_ms=0, synced=True
+    ):
         if fresh:
             tmp()
         d = d or doc()
         with open("config.json", "w") as f:
             json.dump(d, f)
-        self.clock = F.Clock()
+        self.clock = F.Clock(start_ms)  # start_ms near 2^30: the ticks wrap early in a test
+        self.synced = synced  # False: the node's Timekeeper syncs by itself (an ntptime fake)
         self.board = F.Board()
         self.values = values or {"temperature": 21.53, "humidity": 45.26, "pressure": 1013.27}
         self.drv = F.Sensor(("temperature", "humidity", "pressure"), lambda: dict(self.values))
@@ -79,7 +82,8 @@ class World:
         node, reason, problems = startup.build(lambda name: self.board, self.clock)
         node.link.factory = factory
         node.sensing.make_driver = lambda scfg: self.drv
-        node.time.mark_synced()  # a synced clock: timestamps are the fake epoch
+        if self.synced:
+            node.time.mark_synced()  # a synced clock: timestamps are the fake epoch
         self.node = node
         node.start()
         return node
