@@ -154,6 +154,7 @@ class SoakSensor:
         self.QUANTITIES = quantities
         self.conversion_ms = 10
         self.k = 0  # readings given
+        self.noise_at = -DAY_MS  # virtual ms of the last CRC error
         self.at = bytearray(4 * MODS[i])  # virtual second of reading k, at k % MODS[i]
 
     def _fault(self):
@@ -161,6 +162,7 @@ class SoakSensor:
         if s.active("vanish" if self.i == 0 else "dead1"):
             raise OSError(19)  # ENODEV: gone from the bus
         if s.rand.below(50) == 0:
+            self.noise_at = s.world.clock.ms
             raise ValueError("CRC mismatch")  # noise: one bad frame in 50
 
     def start(self):
@@ -220,13 +222,48 @@ class Soak:
         self.live = self.backlog = 0
         self.boots = 0
         self.max_age = 0
+        self.errors = [0, 0]  # sensor errors of the boots before this one
+        self.status = {}  # sensor name -> last availability the broker got
+        self.diag_at = 0
+        self.audits = self.stuck = self.availability_wrong = 0
+        self.heap = []  # allocated heap after a collection, once a simulated day
 
-    def active(self, kind):
+    def active(self, kind, for_ms=0):
+        """The fault `kind` is on (and has been for at least for_ms)."""
         t = self.world.clock.ms - self.t0
         for a, b, k in self.events:  # noqa: SIM110 - no generator per call in the hot loop
-            if k == kind and a <= t < b:
+            if k == kind and a + for_ms <= t < b:
                 return True
         return False
+
+    def quiet(self, kind, for_ms):
+        """The fault `kind` has been off for at least for_ms."""
+        t = self.world.clock.ms - self.t0
+        for a, b, k in self.events:  # noqa: SIM110
+            if k == kind and a <= t < b + for_ms:
+                return False
+        return True
+
+    def audit(self):
+        """Hourly, with the broker up for 20 minutes: what the node says must be true now."""
+        now = self.world.clock.ms
+        if not (self.quiet("broker", 20 * MIN) and self.quiet("wifi", 20 * MIN)):
+            return
+        self.audits += 1
+        if now - self.diag_at > 2 * 600000:  # diag.interval 600 s
+            self.stuck += 1
+        if self.quiet("ntp", 20 * MIN) and not self.world.node.time.synced:
+            self.stuck += 1
+        for i, kind, name in ((0, "vanish", "bme280"), (1, "dead1", "dht22")):
+            st = self.status.get(name)
+            if self.active(kind, 10 * MIN):
+                want = "offline"
+            elif self.quiet(kind, 10 * MIN) and now - self.sensors[i].noise_at > 10 * MIN:
+                want = "online"
+            else:
+                continue
+            if st != want:
+                self.availability_wrong += 1
 
     def boot(self):
         self.boots += 1
@@ -237,6 +274,8 @@ class Soak:
                 SoakSensor(self, 1, ("temperature", "humidity")),
             )
         else:
+            for i, s in enumerate(self.world.node.sensing.sensors):
+                self.errors[i] += s.errors
             self.world.build()
         self.world.node.sensing.make_driver = self._driver
         self._net()
@@ -307,6 +346,10 @@ class Soak:
             elif sub == "Hum2":
                 self.live += 1
                 self._mark(1, self._nearest(1, _tenths(payload)), now_s, True)
+            elif sub.startswith("status/"):
+                self.status[sub[7:]] = payload
+            elif sub == "diag":
+                self.diag_at = self.world.clock.ms
             elif sub == "backlog":
                 self.backlog += 1
                 self._record(json.loads(payload), now_s)
@@ -334,7 +377,7 @@ class Soak:
         end = self.t0 + self.days * DAY_MS
         ri = 0
         day = 1
-        heap_day1 = None
+        hour = 1
         w = self.world
         while w.clock.ms < end:
             if ri < len(self.reboots) and w.clock.ms - self.t0 >= self.reboots[ri]:
@@ -342,14 +385,13 @@ class Soak:
                 w.node.shutdown("reset", w.clock.ticks_ms())  # a commanded reboot
             self.step()
             w = self.world
+            if w.clock.ms - self.t0 >= hour * HOUR:
+                hour += 1
+                self.audit()
             if w.clock.ms - self.t0 >= day * DAY_MS:
                 day += 1
-                if day == 2 or day == self.days + 1:
-                    gc.collect()
-                    if day == 2:
-                        heap_day1 = gc.mem_alloc()
-                    else:
-                        self.heap_end = gc.mem_alloc()
+                gc.collect()
+                self.heap.append(gc.mem_alloc())
         # drain: everything up, no faults, until the backlog is empty (at most two days)
         self.events = []
         stop = w.clock.ms + 2 * DAY_MS
@@ -360,10 +402,9 @@ class Soak:
             w = self.world
         for _ in range(4):
             self.step()
-        gc.collect()
-        self.heap_end = gc.mem_alloc()
         taken = self.sensors[0].k + self.sensors[1].k
         d = w.node.delivery
+        h = self.heap[1:] if len(self.heap) > 2 else self.heap
         return {
             "days": self.days,
             "taken": taken,
@@ -378,11 +419,18 @@ class Soak:
             "max_live_age_s": self.max_age,
             "late_to_backlog": getattr(d, "late", None),
             "store_dropped": d.dropped(),
-            "sensor_errors": [s.errors for s in w.node.sensing.sensors],
+            "sensor_errors": [
+                self.errors[i] + s.errors for i, s in enumerate(w.node.sensing.sensors)
+            ],
+            "audits": self.audits,
+            "availability_wrong": self.availability_wrong,
+            "timers_stuck": self.stuck,
             "boots": self.boots,
             "ntp_calls": self.ntp.calls,
             "synced": w.node.time.synced,
-            "heap_drift_kb": (self.heap_end - (heap_day1 or self.heap_end)) / 1024,
+            # from the end of day 1 (everything loaded, the first outage seen) to the last day
+            "heap_drift_kb": (h[-1] - h[0]) / 1024 if len(h) > 1 else None,
+            "heap_spread_kb": (max(h) - min(h)) / 1024 if h else None,
             "wall_s": time.time() - wall,
         }
 
@@ -393,3 +441,4 @@ def test_soak_days_with_outages_faults_reboots_and_a_ticks_wrap():
     assert r["taken"] > 4 * 1440 * 0.8, r
     assert r["stale"] == 0 and r["lost"] == 0 and r["wrong"] == 0 and r["wrong_time"] == 0, r
     assert r["boots"] >= 2 and r["synced"], r
+    assert r["availability_wrong"] == 0 and r["timers_stuck"] == 0 and r["audits"] > 50, r
