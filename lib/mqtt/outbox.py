@@ -111,6 +111,17 @@ class Outbox:
         self._q.append(e)
         self.bytes += size_of(e)
 
+    def withdraw(self, topic, msg):
+        """Take back the oldest queued message equal to (topic, msg); True if one was found."""
+        q = self._q
+        for i in range(len(q)):
+            e = q[i]
+            if e[_TOPIC] == topic and e[_MSG] == msg:
+                q.pop(i)
+                self.bytes -= size_of(e)
+                return True
+        return False
+
     def first(self):
         """The oldest message (IndexError if empty: check len() first)."""
         return self._q[0]

@@ -222,6 +222,12 @@ class MQTTClient:
     def is_connected(self):
         return self._state == CONNECTED
 
+    def withdraw(self, topic, msg):
+        """Take back a message still queued (not yet written; after a lost clean session, the
+        in-flight ones are queued again). True if it was; False if it went out or is in flight.
+        For a caller whose message is worthless late: a live reading becomes a timed record."""
+        return self.outbox.withdraw(topic, msg)
+
     def idle(self):
         """True when nothing is queued or in flight (safe to sleep or power down)."""
         sp = self._spill

@@ -36,7 +36,7 @@ from node.timekeep import Timekeeper
 
 WDT_MS = 60000  # watchdog timeout; fed after every completed loop step
 STEP_FAILS_LIMIT = 20  # this many failed steps in a row: stop feeding the watchdog
-BOOT_GRACE_MS = 15000  # at boot, wait this long for the broker before the first reading
+BOOT_GRACE_S = 15  # at boot, wait this long for the broker before the first reading
 LOG_PER_STEP = 2  # console lines published to B/log per loop step once connected
 SHUTDOWN_MS = 3000  # a reset or deep sleep waits this long for the wrapper to go idle
 
@@ -68,6 +68,7 @@ class Node:
         self.link = Link(cfg, board, clock, client_id, self.log)
         t = cfg["time"]
         self.time = Timekeeper(t["ntp"], t["retries"], t["resync"], clock)
+        _log.uptime = self._uptime
         self.sleeper = None
         if cfg["deep_sleep"]["enabled"] and not safe_reason:
             from node.sleep import Sleeper
@@ -89,13 +90,13 @@ class Node:
             cfg["json"],
             self.sleeper is not None,
         )
-        self.sensing = Sensing(cfg["sensors"], board, clock, self.delivery, self.log)
+        self.sensing = Sensing(cfg["sensors"], board, clock, self.delivery, self.log, self.time)
         self.led = _led.make(cfg, board, clock, self.log)  # None: no status LED to drive
         self.announcer = None  # while a discovery round is due or under way
         self.announced = 0  # discovery rounds completed this boot
         self.started = False
         self.loop_max_ms = 0
-        self._diag_due = self.t_boot
+        self._diag_due = 0  # uptime (s) of the next diagnostics document
         self._info_sent = False
         self._good_marked = False
         self._step_fails = 0
@@ -226,6 +227,7 @@ class Node:
         t0 = c.ticks_ms()
         now = t0
         try:
+            up = self.time.uptime(now)  # every step: keeps uptime exact past the ticks wrap
             if self._shutdown is not None and self._shutdown_step(now):
                 return
             lk = self.link
@@ -242,7 +244,7 @@ class Node:
                     self.sleeper is None
                     and self.started
                     and not lk.connected_once
-                    and c.ticks_diff(now, self.t_boot) < BOOT_GRACE_MS
+                    and up < BOOT_GRACE_S
                 )  # the first readings of a boot go live, not to the backlog
                 self.sensing.step(now, hold)
             self.delivery.step(now, self.sensing.busy(), live)
@@ -254,16 +256,13 @@ class Node:
                     lk.publish(self.topics.base + "/log", line, False, 0)
                 if self.announcer is not None:
                     self._announce_step(now)
-                if c.ticks_diff(now, self._diag_due) >= 0:
-                    self._diag_due = c.ticks_add(now, self.cfg["diag"]["interval"] * 1000)
+                if up >= self._diag_due:  # uptime, not ticks: an outage may last weeks
+                    self._diag_due = up + self.cfg["diag"]["interval"]
                     self.publish_diag()
-            if (
-                not self._good_marked
-                and c.ticks_diff(now, self.t_boot) >= self.cfg["safe_mode"]["good_after"] * 1000
-            ):
+            if not self._good_marked and up >= self.cfg["safe_mode"]["good_after"]:
                 self._good_marked = True
                 self._became_good()
-            self._trial_step(now)
+            self._trial_step(now, up)
             if self.sleeper is not None and self._shutdown is None:
                 act = self.sleeper.step(now, self)
                 if act is not None:
@@ -291,9 +290,9 @@ class Node:
                 del cfgfile
                 cold.unload("node.cfgfile")
 
-    def _trial_step(self, now):
+    def _trial_step(self, now, up):
         t = self.trial
-        if t is None or self.clock.ticks_diff(now, self.t_boot) < t["timeout"] * 1000:
+        if t is None or up < t["timeout"]:
             return
         self.log("set_config not confirmed in %d s: reverting" % t["timeout"])
         from node import cfgfile
@@ -373,6 +372,9 @@ class Node:
 
     def log(self, msg):
         _log.say("node", msg)
+
+    def _uptime(self):
+        return self.time.uptime(self.clock.ticks_ms())
 
 
 def _crc(s):

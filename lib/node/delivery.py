@@ -3,7 +3,11 @@
 A reading (sensor name + formatted values) is handed over by sensing and from then on is this
 module's business only:
 - online: published live on its value topics (and in the JSON document once the step's sensors
-  are read); the wrapper owns it once it accepted it;
+  are read). A plain value carries no time, so it must go out in time or not at all: until the
+  wrapper is idle (all acknowledged) the reading is watched (at most LIVE); if the link drops or
+  its interval passes first, whatever the wrapper has not written yet is taken back and the
+  reading goes to the store with its measurement time. A full watch list sends new readings
+  to the store;
 - refused by the wrapper (outbox full), or offline: one record with its measurement time goes
   to the durable store (RAM window over CRC-checked segments on flash). While offline each
   record is written through to flash at once, so a power cut loses no reading already taken;
@@ -24,6 +28,7 @@ from node.payload import record
 
 REPLAY_BATCH = 10  # backlog records handed to the wrapper per batch
 HOLD = 16  # readings a battery node holds before its first connect of a wake; more go stored
+LIVE = 16  # live readings watched until acknowledged; more go to the store, never late
 
 
 def open_store(sp):
@@ -47,11 +52,14 @@ class Delivery:
         self._held = []  # (name, pairs, t, up)
         self._json_t = False  # False: no document due; else its measurement time (or None)
         self._out = 0  # backlog records handed to the wrapper, not yet known acknowledged
+        self._live = []  # [name, pairs, t, up, deadline ticks]: live, not yet acknowledged
+        self.late = 0  # live readings (or part of one) taken back to the store as late
 
     # ---- from sensing -------------------------------------------------------------------------
-    def reading(self, name, pairs, now):
+    def reading(self, name, pairs, now, within=0):
+        """A new reading; `within` ms (its interval): live only if it goes out by then."""
         t = self.tk.unix()
-        up = self.clock.ticks_diff(now, self.t_boot) // 1000
+        up = self.tk.uptime(now)
         for sub, text in pairs:
             self.latest[sub] = text
         if self.hold:
@@ -61,7 +69,7 @@ class Delivery:
                 self._keep(name, pairs, t, up, True)
             return
         link = self.link
-        if link.online():
+        if link.online() and len(self._live) < LIVE:
             refused = False
             for sub, text in pairs:
                 if not link.publish(self.topics.value(sub), text):
@@ -70,9 +78,11 @@ class Delivery:
                 self._json_t = t  # one document per step, stamped with the measurement time
             if refused:
                 self._keep(name, pairs, t, up, False)
+            else:
+                self._live.append([name, pairs, t, up, self.clock.ticks_add(now, within)])
             return
-        # Offline: this reading goes to the backlog, so a document still pending from before
-        # the outage must not go out later carrying this value as live.
+        # Offline (or LIVE readings still unacknowledged): this reading goes to the backlog, so
+        # a document still pending from before must not go out later carrying it as live.
         self._json_t = False
         self._keep(name, pairs, t, up, True)
 
@@ -103,18 +113,52 @@ class Delivery:
         self._held = []
 
     def step(self, now, busy, replay=True):
-        """The JSON document once no sensor is mid-conversion; one backlog replay step."""
+        """Late live readings to the store; the JSON document once no sensor is
+        mid-conversion; one backlog replay step."""
         link = self.link
+        if self._live:
+            self._watch(now)
         if not link.online():
             return
         if self._json_t is not False and not busy:
             t = self._json_t
             self._json_t = False
             allv = [(k, self.latest[k]) for k in self.latest]
-            up = self.clock.ticks_diff(now, self.t_boot) // 1000
+            up = self.tk.uptime(now)
             link.publish(self.topics.json, record(allv, t, None, None if t else up))
         if replay:
             self._replay()
+
+    def _watch(self, now):
+        """Live readings: forget the acknowledged, take back the late (checked every step, so
+        ticks never age past a wrap). Not found in the wrapper means written or in flight:
+        watched until the wrapper is idle, as a lost session queues its in-flight ones again."""
+        link = self.link
+        if link.idle():
+            self._live = []
+            return
+        down = not link.online()
+        lv = self._live
+        i = 0
+        while i < len(lv):
+            r = lv[i]
+            if (down or self.clock.ticks_diff(now, r[4]) >= 0) and self._take_back(r):
+                lv.pop(i)
+            else:
+                i += 1
+
+    def _take_back(self, r):
+        """Withdraw what of reading r the wrapper still holds and store it with its time;
+        True once nothing of it is left out there."""
+        back = []
+        left = []
+        for p in r[1]:
+            (back if self.link.withdraw(self.topics.value(p[0]), p[1]) else left).append(p)
+        if back:
+            self._keep(r[0], back, r[2], r[3], True)
+            self.late += 1
+        r[1] = left
+        return not left
 
     def _replay(self):
         st = self.store
@@ -146,7 +190,11 @@ class Delivery:
             self._out = 0
 
     def save(self):
-        """Before reset, deep sleep or stop: held readings to the store, the store to flash."""
+        """Before reset, deep sleep or stop: held and unsent live readings to the store, the
+        store to flash."""
+        for r in self._live:
+            self._take_back(r)
+        self._live = []
         for name, pairs, t, up in self._held:
             self._keep(name, pairs, t, up, False)
         self._held = []

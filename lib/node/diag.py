@@ -17,7 +17,7 @@ def status(n):
     gc.collect()
     ss = n.sensing.sensors
     d = {
-        "uptime": n.clock.ticks_diff(now, n.t_boot) // 1000,
+        "uptime": n.time.uptime(now),
         "heap_free": gc.mem_free(),
         "heap_used": gc.mem_alloc(),
         "rssi": lk.rssi(),

@@ -76,6 +76,7 @@ def unique_id(mac_hex, sensor, quantity):
 
 MEMORY = "discovery.json"  # {"prefix": .., "ids": [object ids]} as last announced
 MAX_IDS = 40  # 8 sensors x 5 quantities; ids beyond are not remembered (never cleared later)
+MAX_DELAY_MS = 10000  # a round is never planned further ahead (HA's birth: 1..10 s)
 
 
 def object_id(sensor, quantity):
@@ -213,7 +214,7 @@ class Announcer:
     def schedule(self, now, delay_ms=0):
         from time import ticks_add
 
-        self._due = ticks_add(now, delay_ms)
+        self._due = ticks_add(now, min(delay_ms, MAX_DELAY_MS))
         self._i = 0
 
     def on_ha_status(self, msg, now):
@@ -228,7 +229,12 @@ class Announcer:
         """(topic, payload) to publish retained now, or None."""
         from time import ticks_diff
 
-        if self._due is None or ticks_diff(now, self._due) < 0:
+        if self._due is None:
+            return None
+        # Steps stop while offline: a round planned before an outage of more than 6.2 days
+        # would look a week away. Never planned more than MAX_DELAY_MS ahead, so further is past.
+        d = ticks_diff(now, self._due)
+        if d < 0 and d >= -MAX_DELAY_MS:
             return None
         if self._clear:
             return (self._clear.pop(), "")  # empty and retained: HA removes the entity

@@ -42,8 +42,8 @@ class Link:
         self._idx = 0
         self._started = None
         self.wifi_up = False
-        self._down_since = clock.ticks_ms()
-        self._down_total = 0
+        self._down_since = clock.ticks_ms()  # while down: ticks up to which it is counted
+        self._down_total = 0  # ms down, counted step by step (an outage may last weeks)
 
     def start(self, will_topic, subs):
         """Create the wrapper, subscribe, one bounded connect attempt (the wrapper retries)."""
@@ -108,12 +108,13 @@ class Link:
             pass
         c = self.clock
         self._wifi_say(up)
+        if not self.wifi_up:
+            self._count_down(now)
         if up != self.wifi_up:
             self.wifi_up = up
-            if up:
-                self._down_total += c.ticks_diff(now, self._down_since)
-            else:
+            if not up:
                 self._down_since = now
+                self._started = now  # the next network in WIFI_TRY_MS from the drop
         if not up and self._started is not None and c.ticks_diff(now, self._started) >= WIFI_TRY_MS:
             self._idx += 1
             self._wifi_connect(now)
@@ -149,11 +150,16 @@ class Link:
         except Exception:  # noqa: BLE001
             return None
 
+    def _count_down(self, now):
+        d = self.clock.ticks_diff(now, self._down_since)
+        if d > 0:
+            self._down_total += d
+            self._down_since = now
+
     def wifi_down_ms(self, now):
-        t = self._down_total
         if not self.wifi_up:
-            t += self.clock.ticks_diff(now, self._down_since)
-        return t
+            self._count_down(now)
+        return self._down_total
 
     def rssi(self):
         try:
@@ -239,6 +245,11 @@ class Link:
             qos = self.cfg["mqtt"]["qos"]
         self.published += 1
         return self.mqtt.publish(topic, payload, retain, qos)
+
+    def withdraw(self, topic, payload):
+        """Take back a message the wrapper has not written yet; True if it was still queued."""
+        w = getattr(self.mqtt, "withdraw", None)
+        return bool(w is not None and w(topic, payload))
 
     def online(self):
         return self.mqtt is not None and self.mqtt.is_connected()

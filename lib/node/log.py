@@ -20,6 +20,7 @@ _state = {}  # key -> [text, ticks of last print, repeats since]
 ring = []
 dropped = 0
 epoch = None  # callable giving epoch seconds once the time is synced, else None
+uptime = None  # callable giving seconds since boot (the node's counter, right past the wrap)
 _t0 = time.ticks_ms()
 
 
@@ -30,7 +31,8 @@ def say(key, text, now=None):
     s = _state.get(key)
     if s is not None and s[0] == text:
         s[2] += 1
-        if time.ticks_diff(now, s[1]) < REMIND_MS:
+        d = time.ticks_diff(now, s[1])
+        if 0 <= d < REMIND_MS:  # negative: said more than 6.2 days ago, so remind
             return
         line = "%s: %s (still, %d times)" % (key, text, s[2])
         s[1] = now
@@ -44,7 +46,10 @@ def say(key, text, now=None):
 def _emit(line, now):
     global dropped
     t = epoch() if epoch is not None else None
-    stamp = "%d" % t if t else "+%d" % (time.ticks_diff(now, _t0) // 1000)
+    if t:
+        stamp = "%d" % t
+    else:
+        stamp = "+%d" % (uptime() if uptime is not None else time.ticks_diff(now, _t0) // 1000)
     line = (stamp + " " + line)[:WIDTH]
     print(line)
     if len(ring) >= RING:

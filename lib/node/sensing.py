@@ -1,7 +1,7 @@
 """Sensors in the node's loop: start, read after conversion_ms, calibrate and filter, then hand
 the reading to delivery; health and per-sensor availability.
 
-    sensing = Sensing(cfg["sensors"], board, clock, delivery, log)
+    sensing = Sensing(cfg["sensors"], board, clock, delivery, log, timekeeper)
     sensing.step(now, hold=False)        # once per loop step
 """
 
@@ -34,13 +34,13 @@ class SensorRT:
 
 
 class Sensing:
-    def __init__(self, sensors, board, clock, delivery, log):
+    def __init__(self, sensors, board, clock, delivery, log, tk):
         self.board = board
         self.clock = clock
         self.delivery = delivery
         self.log = log
+        self.tk = tk  # its uptime is the filters' clock (throttle, heartbeat)
         now = clock.ticks_ms()
-        self.t0 = now
         self.sensors = [SensorRT(s, now) for s in sensors]
         self.make_driver = self._driver  # replaceable: tests put a fake driver here
 
@@ -157,7 +157,7 @@ class Sensing:
             if not cal.is_identity() and t is not None and raw["humidity"] is not None:
                 raw["humidity"] = recompute_rh(raw["humidity"], t, cal.apply(t))
         pairs = []
-        now_s = self.clock.ticks_diff(now, self.t0) / 1000
+        now_s = self.tk.uptime_ms(now) / 1000  # not ticks: filters remember times for days
         for qn in s.chains:
             v = s.chains[qn].feed(raw.get(qn), now_s)
             if v is None:
@@ -167,7 +167,7 @@ class Sensing:
                 pairs.append((qs[qn]["topic"], text))
         self._set_online(s, True)
         if pairs:
-            self.delivery.reading(s.name, pairs, now)
+            self.delivery.reading(s.name, pairs, now, s.interval_ms)
 
     # ---- for commands ---------------------------------------------------------------------------
     def find(self, name):

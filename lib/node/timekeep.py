@@ -7,9 +7,15 @@ ntptime's own 1 s timeout); attempts are spaced 2, 4, 8 ... s apart, at most `re
 then every 5 minutes, and a synced clock is refreshed every `resync` seconds. The console log
 (node.log) says when the clock got synced and why an attempt failed, once per change.
 
+It also keeps the node's uptime: `ticks_ms()` wraps (2^30 ms) and `ticks_diff()` means nothing
+beyond 2^29 ms (6.2 days), so uptime is a counter that adds the ticks since the last call. The
+loop calls `uptime()` every step; any call less than 6.2 days after the previous one keeps
+it exact, for years.
+
     tk = Timekeeper(retries=3, resync=21600)
     tk.step(now_ms, wifi_up)    # from the loop
     tk.unix()                   # 1763784000 or None
+    tk.uptime(now_ms)           # whole seconds since the Timekeeper was made (the boot)
 """
 
 import time
@@ -38,7 +44,26 @@ class Timekeeper:
         self.fails = 0  # failed attempts since the last success
         self.syncs = 0
         self.last_error = None
-        self._next = None  # ticks_ms of the next attempt; None = at once when wifi is up
+        # uptime second of the next attempt; None = at once when wifi is up. Uptime, not
+        # ticks: WiFi may be down for weeks, and resync may be a week (> 2^29 ms).
+        self._next = None
+        self._last = clock.ticks_ms()  # ticks at the last uptime call
+        self._s = 0  # whole seconds of uptime up to _last (a small int for 34 years)
+        self._ms = 0  # and the milliseconds over (< 1000)
+
+    def uptime(self, now):
+        """Whole seconds since boot; exact as long as calls are less than 6.2 days apart."""
+        d = self.clock.ticks_diff(now, self._last)
+        if d > 0:  # an older `now` (taken before the last call) adds nothing
+            self._last = now
+            ms = self._ms + d
+            self._s += ms // 1000
+            self._ms = ms % 1000
+        return self._s
+
+    def uptime_ms(self, now):
+        """Milliseconds since boot (a long int after 12 days on the ESP32: call it rarely)."""
+        return self.uptime(now) * 1000 + self._ms
         _log.epoch = self.unix  # console lines carry Unix seconds once synced
 
     def _module(self):
@@ -50,10 +75,10 @@ class Timekeeper:
 
     def step(self, now, wifi_up):
         """Attempt a sync if one is due; returns True when an attempt was made."""
+        up = self.uptime(now)  # first: every step counts, WiFi or not
         if self.server is None or not wifi_up:
             return False
-        c = self.clock
-        if self._next is not None and c.ticks_diff(now, self._next) < 0:
+        if self._next is not None and up < self._next:
             return False
         try:
             m = self._module()
@@ -67,7 +92,7 @@ class Timekeeper:
                 delay = 2000 << (self.fails - 1)
             else:
                 delay = 300000
-            self._next = c.ticks_add(now, delay)
+            self._next = self._after(now, delay)
             _log.say("ntp", "no time from %s: %s" % (self.server, _why(e)))
             return True
         news = not self.synced or self.fails
@@ -75,10 +100,14 @@ class Timekeeper:
         self.synced_at = self.unix()
         self.syncs += 1
         self.fails = 0
-        self._next = c.ticks_add(now, self.resync_ms)
+        self._next = self._after(now, self.resync_ms)
         if news:
             _log.say("ntp", "synced with %s" % self.server)
         return True
+
+    def _after(self, now, ms):
+        """The first uptime second at least `ms` from now (never early, at most 1 s late)."""
+        return self.uptime(now) + (self._ms + ms + 999) // 1000
 
     def unix(self):
         """Unix seconds (int) when synced, else None."""
@@ -93,7 +122,7 @@ class Timekeeper:
         if synced_at is not None:
             self.synced_at = synced_at
         if next_ms is not None:
-            self._next = self.clock.ticks_add(self.clock.ticks_ms(), next_ms)
+            self._next = self._after(self.clock.ticks_ms(), next_ms)
 
 
 def _why(e):
