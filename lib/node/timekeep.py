@@ -50,6 +50,7 @@ class Timekeeper:
         self._last = clock.ticks_ms()  # ticks at the last uptime call
         self._s = 0  # whole seconds of uptime up to _last (a small int for 34 years)
         self._ms = 0  # and the milliseconds over (< 1000)
+        _log.epoch = self.unix  # console lines carry Unix seconds once synced
 
     def uptime(self, now):
         """Whole seconds since boot; exact as long as calls are less than 6.2 days apart."""
@@ -64,7 +65,6 @@ class Timekeeper:
     def uptime_ms(self, now):
         """Milliseconds since boot (a long int after 12 days on the ESP32: call it rarely)."""
         return self.uptime(now) * 1000 + self._ms
-        _log.epoch = self.unix  # console lines carry Unix seconds once synced
 
     def _module(self):
         if self._ntp is None:

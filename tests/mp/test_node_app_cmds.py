@@ -216,7 +216,10 @@ def test_deep_sleep_awake_cap_with_broker_gone_keeps_readings():
     w.node = w.build()
     assert _reboot(w, 10000)
     back = [json.loads(p) for p in w.mq.topics("Erdgeschoss/Wohnzimmer/backlog")]
-    assert [b["Temp"] for b in back] == [21.5]
+    # every reading of the failed wake (one per sensor interval), each with its own time
+    assert back and [b["Temp"] for b in back] == [21.5] * len(back), back
+    times = [b["t"] for b in back]
+    assert times == sorted(set(times)) and times[0] == 1763784000, times
     assert w.mq.topics("Erdgeschoss/Wohnzimmer/Temp") == ["19.0"]
 
 
