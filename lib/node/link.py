@@ -283,7 +283,7 @@ def tls_params(m):
 
 
 def tls_mode(m):
-    """"off", "verified" or "insecure" (TLS without certificate checks): for info and boot."""
+    """TLS as the node runs it: "off", "verified" or "insecure" (no certificate checks)."""
     if not m.get("tls"):
         return "off"
     return "verified" if m.get("ca") else "insecure"

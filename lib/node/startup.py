@@ -133,7 +133,7 @@ def _build(board_factory, clock, t_reset, force_safe, stage, why):
     node = Node(cfg, board, clock, reason, source or "config", problems, guard, trial, t_reset)
     from node.link import tls_mode
 
-    if tls_mode(node.cfg["mqtt"]) == "insecure":  # on every boot: the user chose no cert check
+    if cfg and tls_mode(cfg["mqtt"]) == "insecure":  # every boot: the user chose no cert check
         log.say("tls", "INSECURE: broker certificate not checked (mqtt.tls_insecure)")
     return node, reason, problems
 
