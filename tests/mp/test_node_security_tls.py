@@ -4,6 +4,7 @@ import node_heap  # noqa: F401 - skips from source in a small heap (see node_hea
 import json
 
 from node import log
+import node_world
 from node_world import World, doc
 
 INFO = "Erdgeschoss/Wohnzimmer/info"
@@ -52,6 +53,7 @@ def test_insecure_tls_is_reported_in_info_and_on_the_boot_console():
 
 def test_tls_with_a_ca_is_verified_by_mqtt_tls_and_not_called_insecure():
     fresh()
+    node_world.tmp()  # ca.pem beside config.json, in a scratch folder
     with open("ca.pem", "w") as f:
         f.write("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
     w = World(_mqtt(tls=True, ca="ca.pem"), fresh=False)
