@@ -77,19 +77,20 @@ def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
     from node import log
 
     failed = []
+    why = None  # safe-mode reason once a fuller start failed (main.py's wording)
     for stage in (0, 1, 2):
         try:
-            why = failed[-1] if failed else None
             node, reason, problems = _build(board_factory, clock, t_reset, force_safe, stage, why)
         except Exception as e:  # noqa: BLE001 - anything: try the next, simpler start
             msg = "start failed (%s): %s: %s" % (_STAGES[stage], type(e).__name__, e)
             log.say("config", msg)
             failed.append(msg)
+            why = "crashed: %r" % (e,)
             continue
         if failed and node is not None:
             node.cfg_problems[:0] = failed  # reported in info: the user sees why
         return node, reason, failed + problems
-    return None, failed[-1], failed
+    return None, why, failed
 
 
 _STAGES = ("config.json", "last-good", "safe mode")

@@ -51,7 +51,11 @@ def test_exception_from_config_and_last_good_starts_safe_mode():
     board = F.Board()
     node, reason, problems = startup.build(_factory(board, 2), F.Clock())
     assert node is not None, problems
-    assert reason.startswith("start failed (last-good): Boom"), reason
+    assert reason == "crashed: Boom('pin 99 does not exist',)", reason
+    assert problems[:2] == [
+        "start failed (config.json): Boom: pin 99 does not exist",
+        "start failed (last-good): Boom: pin 99 does not exist",
+    ], problems
     assert node.safe_reason == reason and node.cfg["sensors"] == []
     # safe mode still reaches the broker the config names
     assert node.cfg["mqtt"]["host"] == "127.0.0.1" and node.cfg["wifi"][0]["ssid"] == "simnet"
@@ -61,7 +65,7 @@ def test_exception_without_last_good_starts_safe_mode():
     _files("lolin-d32")
     node, reason, _ = startup.build(_factory(F.Board(), 1), F.Clock())
     assert node is not None and node.safe_reason == reason, reason
-    assert reason.startswith("start failed"), reason
+    assert reason.startswith("crashed: Boom"), reason
 
 
 def test_build_never_raises_even_when_every_start_fails():
@@ -72,5 +76,5 @@ def test_build_never_raises_even_when_every_start_fails():
 
     node, reason, problems = startup.build(always, F.Clock())
     assert node is None
-    assert reason == "start failed (safe mode): Boom: no board at all", reason
-    assert len(problems) == 3, problems
+    assert reason.startswith("crashed: Boom"), reason
+    assert problems[2] == "start failed (safe mode): Boom: no board at all", problems
