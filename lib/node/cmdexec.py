@@ -102,7 +102,12 @@ def run(n, cmd, now):
             msgs = _validate(doc)
             return msgs or ([] if base is None else _local_changes(base, doc))
 
-        problems = cfgfile.start_trial(new, timeout, check, on_trial)
+        # secrets.json overrides what config.json says, so compare the file itself as well:
+        # a new user or password written there must be refused too, not silently kept
+        # (read again: merge() may have changed `cur` in place)
+        disk, _ = cfgfile.read_json(cfgfile.path(cfgfile.CONFIG))
+        problems = [] if disk is None else _local_changes(disk, new)
+        problems = problems or cfgfile.start_trial(new, timeout, check, on_trial)
         if problems:
             return ok(cmd, False, error="invalid config: nothing changed", problems=problems[:20])
         n.shutdown("reset", now)
