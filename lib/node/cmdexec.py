@@ -97,17 +97,20 @@ def run(n, cmd, now):
         # Connection and security settings change by deploy only: a broker user must not move
         # the node to another broker (with its password) or lock its owner out.
         base = cfgfile.merged()
+        # secrets.json overrides config.json, so compare the file itself as well: a user or
+        # password written there must be refused, not accepted and hidden (read again: merge()
+        # may have changed `cur` in place)
+        disk, _ = cfgfile.read_json(cfgfile.path(cfgfile.CONFIG))
 
         def check(doc):
             msgs = _validate(doc)
-            return msgs or ([] if base is None else _local_changes(base, doc))
+            if not msgs and base is not None:
+                msgs = _local_changes(base, doc)
+            if not msgs and disk is not None:
+                msgs = _local_changes(disk, new)
+            return msgs
 
-        # secrets.json overrides what config.json says, so compare the file itself as well:
-        # a new user or password written there must be refused too, not silently kept
-        # (read again: merge() may have changed `cur` in place)
-        disk, _ = cfgfile.read_json(cfgfile.path(cfgfile.CONFIG))
-        problems = [] if disk is None else _local_changes(disk, new)
-        problems = problems or cfgfile.start_trial(new, timeout, check, on_trial)
+        problems = cfgfile.start_trial(new, timeout, check, on_trial)
         if problems:
             return ok(cmd, False, error="invalid config: nothing changed", problems=problems[:20])
         n.shutdown("reset", now)
