@@ -92,7 +92,7 @@ def _attack(o, base, node, evil, broker):
         ({"mqtt": {"client_id": "evil-node"}}, ["mqtt.client_id"]),
         ({"wifi": [{"ssid": "evil-ap", "password": "12345678"}]}, ["wifi"]),
         ({"commands": {"enabled": False}}, ["commands"]),
-        ({"spool": {"file": "/etc/evil"}}, ["spool.file"]),
+        ({"spool": {"file": "other.dat"}}, ["spool.file"]),
     ]  # fmt: skip
     for i, (change, names) in enumerate(attempts):
         r = _send(o, base, {"cmd": "set_config", "config": change, "id": i}, n)
@@ -109,6 +109,11 @@ def _attack(o, base, node, evil, broker):
     r = _send(o, base, {"cmd": "confirm", "id": "c"}, n)
     n += 1
     assert r is not None and not r["ok"], r
+
+    # A payload far beyond any buffer of the node (100 KB): dropped or refused, never run.
+    o.publish(base + "/cmd", '{"cmd":"reboot","pad":"%s"}' % ("y" * 100000))
+    time.sleep(1.5)
+    assert all(not r.get("rebooting") for r in _results(o, base)), _results(o, base)
 
     # Still here, on its own broker, reading and publishing.
     seen = len(o.topic(base + "/Temp"))
