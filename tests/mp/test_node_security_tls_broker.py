@@ -9,7 +9,7 @@ from binascii import a2b_base64
 import harness
 import node_fakes as F
 import node_world
-from node import startup
+from node import log, startup
 
 TIMEOUT = 60
 
@@ -72,5 +72,7 @@ def test_node_refuses_a_broker_its_ca_did_not_sign_and_keeps_running():
     st = node.link.status()
     assert st.get("config_error") and "TLS" in st["last_error"], st
     assert not node.link.online()
+    said = [x for x in log.ring if "mqtt: localhost:%d connect failed: TLS" % b["tls_port"] in x]
+    assert said, log.ring
     # nothing reached the broker: no info, no readings, no status
     assert harness.messages(o, wait_for=1, timeout=1) == []
