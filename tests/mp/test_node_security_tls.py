@@ -3,6 +3,8 @@
 import node_heap  # noqa: F401 - skips from source in a small heap (see node_heap.py)
 import json
 
+import needs
+
 from node import log
 import node_world
 from node_world import World, doc
@@ -34,6 +36,7 @@ def _info(w):
 
 
 def test_insecure_tls_is_reported_in_info_and_on_the_boot_console():
+    needs.ssl()  # the node asks ssl for CERT_NONE
     fresh()
     w = World(_mqtt(tls=True, tls_insecure=True))
     assert _info(w)["tls"] == "insecure"
