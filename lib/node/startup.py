@@ -86,11 +86,24 @@ def build(board_factory=None, clock=time, t_reset=None, force_safe=None):
             log.say("config", msg)
             failed.append(msg)
             why = "crashed: %r" % (e,)
+            if stage == 0 and _revert_trial():
+                failed.append("config.json: the set_config on trial was reverted")
             continue
         if failed and node is not None:
             node.cfg_problems[:0] = failed  # reported in info: the user sees why
         return node, reason, failed + problems
     return None, why, failed
+
+
+def _revert_trial():
+    """A set_config on trial broke the start: put the previous config.json back. True if so."""
+    try:
+        if cfgfile.read_json(cfgfile.path(cfgfile.TRIAL))[0] is None:
+            return False
+        cfgfile.revert()
+        return True
+    except Exception:  # noqa: BLE001 - the trial then ends after TRIAL_BOOTS boots anyway
+        return False
 
 
 _STAGES = ("config.json", "last-good", "safe mode")

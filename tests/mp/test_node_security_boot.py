@@ -78,3 +78,16 @@ def test_build_never_raises_even_when_every_start_fails():
     assert node is None
     assert reason.startswith("crashed: Boom"), reason
     assert problems[2] == "start failed (safe mode): Boom: no board at all", problems
+
+
+def test_a_set_config_on_trial_that_breaks_the_start_is_reverted_at_once():
+    _files("lolin-d32", "sim")
+    old = node_world.doc(board="sim")
+    cfgfile.save_json(cfgfile.BACKUP, old)  # what start_trial keeps of the running config
+    cfgfile.save_json(cfgfile.TRIAL, {"timeout": 60, "boots": 0})
+    node, reason, problems = startup.build(_factory(F.Board(), 1), F.Clock())
+    assert node is not None and reason is None and node.cfg_source == "lastgood"
+    assert "config.json: the set_config on trial was reverted" in problems, problems
+    with open("config.json") as f:
+        assert json.load(f) == old
+    assert cfgfile.read_json(cfgfile.TRIAL)[0] is None
