@@ -97,10 +97,18 @@ def run(n, cmd, now):
         # Connection and security settings change by deploy only: a broker user must not move
         # the node to another broker (with its password) or lock its owner out.
         base = cfgfile.merged()
+        # secrets.json overrides config.json, so compare the file itself as well: a user or
+        # password written there must be refused, not accepted and hidden (read again: merge()
+        # may have changed `cur` in place)
+        disk, _ = cfgfile.read_json(cfgfile.path(cfgfile.CONFIG))
 
         def check(doc):
             msgs = _validate(doc)
-            return msgs or ([] if base is None else _local_changes(base, doc))
+            if not msgs and base is not None:
+                msgs = _local_changes(base, doc)
+            if not msgs and disk is not None:
+                msgs = _local_changes(disk, new)
+            return msgs
 
         problems = cfgfile.start_trial(new, timeout, check, on_trial)
         if problems:

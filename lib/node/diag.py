@@ -9,6 +9,8 @@ Imported for one document and dropped again (node.cold).
 import gc
 import json
 
+from node.link import tls_mode
+
 
 def status(n):
     now = n.clock.ticks_ms()
@@ -57,6 +59,7 @@ def info(n):
         "board": n.cfg.get("board"),
         "mac": n.mac,
         "client_id": n.link.client_id,
+        "tls": tls_mode(n.cfg["mqtt"]),  # "insecure": no certificate check (tls_insecure)
         "ip": n.link.ip(),
         "reset_cause": n.board.reset_cause(),
         "boot": _boots(n.guard),

@@ -50,7 +50,9 @@ class Link:
         m = self.cfg["mqtt"]
         kw = {}
         if m["tls"]:
-            kw["ssl"] = _ssl_context(m)
+            # mqtt.tls builds the context at each connect: PEM or DER CA, hostname = host
+            kw["ssl"] = True
+            kw["ssl_params"] = tls_params(m)
         make = self.factory
         if make is None:
             from mqtt.robust import MQTTClient as make
@@ -279,14 +281,20 @@ class Link:
             self.mqtt.disconnect()
 
 
-def _ssl_context(m):
+def tls_params(m):
+    """The client's ssl_params for the config's mqtt section (tls on).
+
+    With a CA the broker's certificate and name are verified; without one (the validator
+    allows that only with tls_insecure) any certificate is accepted, as the user chose."""
+    if m.get("ca"):
+        return {"cafile": m["ca"]}
     import ssl
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if m.get("ca"):
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        with open(m["ca"], "rb") as f:
-            ctx.load_verify_locations(cadata=f.read())
-    else:
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return {"cert_reqs": ssl.CERT_NONE}
+
+
+def tls_mode(m):
+    """TLS as the node runs it: "off", "verified" or "insecure" (no certificate checks)."""
+    if not m.get("tls"):
+        return "off"
+    return "verified" if m.get("ca") else "insecure"
