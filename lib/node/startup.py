@@ -45,7 +45,7 @@ def _load(stage=0):
             p(cfgfile.CONFIG), p(cfgfile.SECRETS), p(cfgfile.LASTGOOD)
         )
     elif stage == 1:
-        lg, _ = config.read_doc(p(cfgfile.LASTGOOD))
+        lg, _ = cfgfile.read_json(p(cfgfile.LASTGOOD))
         cfg = None if lg is None else config.normalize(lg)
         source, problems = ("lastgood" if cfg else None), []
     else:
@@ -57,7 +57,7 @@ def _load(stage=0):
         except Exception:  # noqa: BLE001 - then what last-good holds
             spare = None
         if spare is None and stage:
-            lg, _ = config.read_doc(p(cfgfile.LASTGOOD))
+            lg, _ = cfgfile.read_json(p(cfgfile.LASTGOOD))
             spare = salvage(lg, config.normalize)
     del config
     cold.unload("node.config")
