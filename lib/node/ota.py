@@ -31,6 +31,7 @@ KEY = "ota.key"
 STAGE = "ota/stage"
 VERSIONS = "v"
 PTR = "ota.ptr"
+TRIAL_S = 120  # seconds a new version has to connect and publish (the manifest's trial_s)
 TRIAL_BOOTS = 2  # boots a new version may take to confirm itself before it is rolled back
 _BLOCK = 512  # bytes read at a time while hashing a file on flash
 
@@ -277,7 +278,9 @@ class Receiver:
         _rmtree(dst)  # a left-over of an earlier attempt at the same version
         os.remove(_p(STAGE + "/manifest.json"))
         os.rename(_p(STAGE), dst)
-        _write_json(_p(PTR), {"cur": v, "prev": cur, "trial": 0, "state": "trial"})
+        t = m.get("trial_s")
+        t = t if isinstance(t, int) and t > 0 else TRIAL_S
+        _write_json(_p(PTR), {"cur": v, "prev": cur, "trial": 0, "trial_s": t, "state": "trial"})
         self.m = None
         # Keep only the new version and the previous one.
         for n in os.listdir(_p(VERSIONS)):
@@ -324,14 +327,22 @@ def confirm():
     return True
 
 
-def trial_expired(elapsed_s, timeout_s):
-    """The app's check each loop: a trial running longer than timeout_s without confirm() is
-    rolled back now (the caller then resets). Returns True when it rolled back."""
+def trial_expired(elapsed_s, timeout_s=None):
+    """The app's check: a trial running longer than its time (the manifest's trial_s) without
+    confirm() is rolled back now (the caller then resets). Returns True when it rolled back."""
     ptr = read_pointer()
-    if "trial" in ptr and elapsed_s >= timeout_s:
-        rollback(ptr, "not connected and published within %d s" % timeout_s)
+    if "trial" not in ptr:
+        return False
+    t = timeout_s or ptr.get("trial_s") or TRIAL_S
+    if elapsed_s >= t:
+        rollback(ptr, "not connected and published within %d s" % t)
         return True
     return False
+
+
+def enabled():
+    """OTA is on for a node provisioned with its key."""
+    return _size(_p(KEY)) > 0
 
 
 def status():
