@@ -10,10 +10,23 @@ import subprocess
 import sys
 
 import nodectl
-from nodectl import broker, build, configcheck, console, deploy, flash, monitor, package, provision
+from nodectl import broker, build, bundle, configcheck, console, deploy, flash, monitor, ota
+from nodectl import package, provision
 from nodectl.common import EXIT_REFUSED, EXIT_TOOL, Parser, Refused, ToolFailed
 
-SUBCOMMANDS = (flash, build, deploy, provision, configcheck, monitor, console, package, broker)
+SUBCOMMANDS = (
+    flash,
+    build,
+    deploy,
+    provision,
+    configcheck,
+    monitor,
+    console,
+    package,
+    broker,
+    bundle,
+    ota,
+)
 
 
 def make_parser() -> Parser:
