@@ -8,6 +8,41 @@ _T0 = time.ticks_ms()  # the deep-sleep awake cap counts from here
 import sys  # noqa: E402
 
 
+def _version():
+    # An over-the-air version (node.ota: pointer, boot trial) goes first on sys.path. The node
+    # package imported to read the pointer is dropped so it is imported again from there.
+    try:
+        from node import ota
+
+        d = ota.boot()
+        trial = "trial" in ota.read_pointer()
+    except Exception as e:  # noqa: BLE001 - no OTA state must never stop the boot
+        sys.print_exception(e)
+        d, trial = None, False
+    for k in ("node.ota", "node"):
+        if k in sys.modules:
+            del sys.modules[k]
+    if d:
+        sys.path.insert(0, d + "/lib")
+    return trial
+
+
+_TRIAL = _version()
+
+
+def _ota_back(e):
+    # A new version that crashes at start goes back to the previous one at once.
+    sys.path.pop(0)
+    for k in [k for k in sys.modules if k == "node" or k.startswith("node.")]:
+        del sys.modules[k]
+    from node import ota
+
+    ota.rollback(None, "crashed at start: %r" % (e,))
+    import machine
+
+    machine.reset()
+
+
 def _build(force_safe=None):
     # Start-up code runs once: build the node, then give that code's heap back.
     from node import cold, startup
@@ -39,6 +74,8 @@ except SystemExit:
     raise
 except Exception as e:  # noqa: BLE001 - report, then fall back; never a tight loop
     sys.print_exception(e)
+    if _TRIAL:
+        _ota_back(e)
     try:
         _fallback(e)
     except KeyboardInterrupt:

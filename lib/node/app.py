@@ -98,6 +98,7 @@ class Node:
         self.loop_max_ms = 0
         self._diag_due = 0  # uptime (s) of the next diagnostics document
         self._info_sent = False
+        self._ota_on, self._ota_trial = _ota_boot_state(safe_reason)
         self._good_marked = False
         self._step_fails = 0
         self._shutdown = None  # (kind, deadline, ms) once a reboot or sleep is under way
@@ -129,6 +130,8 @@ class Node:
         subs = []
         if self.cfg["commands"]["enabled"]:
             subs.append((tp.cmd, 1))
+        if self._ota_on:
+            subs.append((tp.base + "/ota/+", 1))
         if self.sleeper is not None:
             subs.append((tp.awake, 1))
         if self._discovery_on():
@@ -182,6 +185,12 @@ class Node:
             cmdexec.handle(self, msg, retained, now)
             del cmdexec
             cold.unload("node.cmdexec", "node.commands", "node.cfgfile")
+        elif self._ota_on and topic.startswith(self.topics.base + "/ota/"):
+            from node import otamsg
+
+            otamsg.handle(self, topic, msg, now)
+            del otamsg
+            cold.unload("node.otamsg", "node.ota")
         elif self.sleeper is not None and topic == self.topics.awake:
             self.sleeper.set_awake(msg)
         elif self._discovery_on() and topic == self._ha_status() and not retained:
@@ -206,6 +215,8 @@ class Node:
         if not self._info_sent:
             self._info_sent = True
             lk.publish(tp.info, self.info(), True, 1)
+            if self._ota_on:
+                self._ota_connected()
         sl = self.sleeper
         if first and self._discovery_on() and not (sl and sl.meta.get("disc")):
             self._announcer().schedule(now, 0)
@@ -290,8 +301,28 @@ class Node:
                 del cfgfile
                 cold.unload("node.cfgfile")
 
+    def _ota_connected(self):
+        # Connected and the status published: a version on trial has proved itself.
+        from node import ota, otamsg
+
+        if self._ota_trial and ota.confirm():
+            self.log("ota: version %s confirmed" % ota.status()["version"])
+        self._ota_trial = 0
+        self.link.publish(self.topics.base + "/ota/state", otamsg.state_text(), True, 1)
+        del ota, otamsg
+        cold.unload("node.otamsg", "node.ota")
+
     def _trial_step(self, now, up):
         t = self.trial
+        ot = self._ota_trial  # seconds the version on trial has, 0 when none
+        if ot and up >= ot:
+            from node import ota
+
+            ota.trial_expired(ot)
+            cold.unload("node.ota")
+            self._ota_trial = 0
+            self.log("ota: new version did not connect in %d s: rolling back" % ot)
+            self.shutdown("reset", now)
         if t is None or up < t["timeout"]:
             return
         self.log("set_config not confirmed in %d s: reverting" % t["timeout"])
@@ -375,6 +406,18 @@ class Node:
 
     def _uptime(self):
         return self.time.uptime(self.clock.ticks_ms())
+
+
+def _ota_boot_state(safe_reason):
+    """(OTA on, seconds of the running trial or 0) at start; a safe-mode node neither updates
+    nor confirms."""
+    from node import ota
+
+    on = ota.enabled() and not safe_reason
+    ptr = ota.read_pointer() if on else {}
+    trial = (ptr.get("trial_s") or ota.TRIAL_S) if "trial" in ptr else 0
+    cold.unload("node.ota")
+    return on, trial
 
 
 def _crc(s):

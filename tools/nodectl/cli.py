@@ -14,11 +14,13 @@ from nodectl import (
     battery,
     broker,
     build,
+    bundle,
     configcheck,
     console,
     deploy,
     flash,
     monitor,
+    ota,
     package,
     provision,
 )
@@ -35,6 +37,8 @@ SUBCOMMANDS = (
     console,
     package,
     broker,
+    bundle,
+    ota,
 )
 
 
