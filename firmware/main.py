@@ -30,14 +30,15 @@ def _version():
 _TRIAL = _version()
 
 
-def _ota_back(e):
-    # A new version that crashes at start goes back to the previous one at once.
+def _ota_back(why):
+    # A new version that crashes at start (or can only start in safe mode) goes back to the
+    # previous one at once.
     sys.path.pop(0)
     for k in [k for k in sys.modules if k == "node" or k.startswith("node.")]:
         del sys.modules[k]
     from node import ota
 
-    ota.rollback(None, "crashed at start: %r" % (e,))
+    ota.rollback(None, why)
     import machine
 
     machine.reset()
@@ -47,7 +48,10 @@ def _build(force_safe=None):
     # Start-up code runs once: build the node, then give that code's heap back.
     from node import cold, startup
 
-    node, _, _ = startup.build(t_reset=_T0, force_safe=force_safe)
+    node, reason, _ = startup.build(t_reset=_T0, force_safe=force_safe)
+    if _TRIAL and reason and force_safe is None:
+        # start-up caught the new version's failure and fell back to safe mode: not proven
+        _ota_back("safe mode at start: %s" % reason)
     if node is None:
         startup.wait_for_config()  # nothing to reach the network with: never returns
         raise SystemExit  # (not reached)
@@ -75,7 +79,7 @@ except SystemExit:
 except Exception as e:  # noqa: BLE001 - report, then fall back; never a tight loop
     sys.print_exception(e)
     if _TRIAL:
-        _ota_back(e)
+        _ota_back("crashed at start: %r" % (e,))
     try:
         _fallback(e)
     except KeyboardInterrupt:

@@ -13,8 +13,6 @@ import sys
 import threading
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-
 from nodectl import bundle
 from nodectl.common import Refused, ToolFailed
 
@@ -27,6 +25,8 @@ class Session:
     """One broker connection; results of every node arrive on one bounded queue per node."""
 
     def __init__(self, host: str, port: int, user=None, password=None):
+        import paho.mqtt.client as mqtt  # here: every other subcommand runs without paho
+
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
         if user:
             self.c.username_pw_set(user, password)
