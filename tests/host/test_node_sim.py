@@ -394,6 +394,7 @@ def test_power_cut_mid_outage_loses_nothing_flushed(broker, make_proxy, run_node
         node = run_node(cfg, scenario(20, [BME]))
         assert o.wait(lambda: len(o.topic(BASE + "/json")) >= 2, 40), node.log()
         proxy.mode("refuse")
+        before = max(json.loads(p)["t"] for p in o.topic(BASE + "/json"))
         time.sleep(4)
         spooled = sum(
             1
@@ -411,7 +412,11 @@ def test_power_cut_mid_outage_loses_nothing_flushed(broker, make_proxy, run_node
         bt = [b["t"] for b in back]
         assert bt == sorted(bt), bt
         allt = sorted(live + bt)
-        assert len(allt) == len(set(allt))
+        # A repeat only of a reading in flight when the link went (sent, its PUBACK lost, so
+        # kept for the backlog too); each copy carries the same measurement time.
+        twice = sorted({t for t in allt if allt.count(t) > 1})
+        assert all(t <= before + 5 and allt.count(t) == 2 for t in twice), (before, allt)
+        allt = sorted(set(allt))
         gaps = [b - a for a, b in zip(allt, allt[1:], strict=False)]
         # one gap: the dead board and its boot; everything else every 5 s
         big = [g for g in gaps if g > 6]
