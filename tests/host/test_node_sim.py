@@ -420,7 +420,8 @@ def test_power_cut_mid_outage_loses_nothing_flushed(broker, make_proxy, run_node
         gaps = [b - a for a, b in zip(allt, allt[1:], strict=False)]
         # one gap: the dead board and its boot; everything else every 5 s
         big = [g for g in gaps if g > 6]
-        assert len(big) <= 1 and all(g >= 4 for g in gaps), gaps
+        # (the first gap may be shorter: the first reading at boot, then on the interval's grid)
+        assert len(big) <= 1 and all(g >= 4 for g in gaps[1:]), gaps
         assert -signal.SIGKILL in node.codes()
     finally:
         o.stop()
