@@ -119,7 +119,8 @@ def test_twenty_power_cuts_mid_outage_lose_no_reading(broker, make_proxy, tmp_pa
         # its own; everywhere else a reading every INTERVAL s.
         spans = [[c for c in cut_at if a < c <= b] for a, b in holes]
         assert all(spans), (why, "readings missing away from any cut", holes, spans, cut_at)
-        assert all(g >= INTERVAL - 1 for g in gaps), (why, gaps)
+        # (the first gap may be shorter: the first reading at boot, then on the interval grid)
+        assert all(g >= INTERVAL - 1 for g in gaps[1:]), (why, gaps)
     finally:
         o.stop()
         if node is not None:
