@@ -243,3 +243,37 @@ def test_chip_and_flash_size_come_from_the_board_definition(project, tmp_path):
     factory = (out / "s3-1" / "factory-esp32s3-8MB.bin").read_bytes()
     assert factory[:16] == fw.read_bytes()[:16] and factory[0x200000:] == img.read_bytes()
     assert "(flash at 0x0)" in r.stdout
+
+
+def test_ota_secret_puts_each_nodes_own_key_into_its_image(project):
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from nodectl import bundle
+
+    secret = project.root / "fleet.secret"
+    secret.write_text("  0123456789abcdef-fleet  \n")  # whitespace around it is not the secret
+    r, out = provision(project, fleet_doc(), "--ota-secret", secret)
+    assert r.returncode == 0, r.stdout + r.stderr
+    keys = {}
+    for nid, room in (("kitchen-1", "kitchen"), ("garden-1", "garden")):
+        seen = mount_image(out / nid / "fs-4MB.img", 512)
+        want = bundle.node_key(b"0123456789abcdef-fleet", f"home/{room}/{nid}")
+        assert seen["files"]["ota.key"] == sha(want)
+        keys[nid] = want
+    assert keys["kitchen-1"] != keys["garden-1"]  # one node's flash opens no other node
+    # the same key as `bundle --key-for` writes for the same node
+    one = project.root / "one.key"
+    r = run_nodectl(
+        "bundle", "--key-for", "home/garden/garden-1", "--secret", secret, "--out", one
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert one.read_bytes() == keys["garden-1"]
+
+
+def test_ota_secret_that_is_missing_is_one_line_and_nothing_is_written(project):
+    r, out = provision(project, fleet_doc(), "--ota-secret", project.root / "nope.secret")
+    assert r.returncode == 1
+    assert "nope.secret: cannot read the fleet secret" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()

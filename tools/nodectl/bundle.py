@@ -21,6 +21,18 @@ from nodectl import build
 from nodectl.common import Refused, log
 
 TRIAL_S = 120
+OTA_KEY = "ota.key"  # the node's key file at its filesystem root; without it, no updates
+
+
+def read_secret(path: Path) -> bytes:
+    """The fleet secret file (surrounding whitespace dropped): one clear line when missing."""
+    try:
+        secret = path.read_bytes().strip()
+    except OSError as e:
+        raise Refused(f"{path}: cannot read the fleet secret: {e.strerror}") from None
+    if not secret:
+        raise Refused(f"{path}: the fleet secret is empty")
+    return secret
 
 
 def node_key(secret: bytes, node_id: str) -> bytes:
@@ -71,7 +83,7 @@ def read(path: Path) -> tuple[bytes, bytes]:
 
 def cmd_bundle(args) -> int:
     if args.key_for:
-        secret = Path(args.secret).read_bytes().strip()
+        secret = read_secret(Path(args.secret))
         Path(args.out).write_bytes(node_key(secret, args.key_for))
         log(f"wrote {args.out}: the ota.key of {args.key_for} (copy it to the node by USB)")
         return 0

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from nodectl.build import fresh_build
+from nodectl.bundle import OTA_KEY, node_key, read_secret
 from nodectl.common import (
     EXIT_OK,
     REPO,
@@ -223,6 +224,7 @@ def cmd_provision(args) -> int:
                     f"--fw {fw}: {fw.stat().st_size} bytes at 0x{chip.fw_offset:x} "
                     f"overlap the vfs at 0x{vfs_start:x}"
                 )
+    ota_secret = read_secret(Path(args.ota_secret)) if args.ota_secret else None
     lib = Path(args.lib)
     if not args.no_validate:
         # All nodes' configs pass the device's validator before any output is written.
@@ -260,6 +262,12 @@ def cmd_provision(args) -> int:
             sec_path.write_text(json.dumps(n["secrets"], indent=2, sort_keys=True) + "\n")
         files = dict(app)
         files["config.json"] = cfg_path.read_bytes()
+        if ota_secret is not None:
+            # The node's own key only (see bundle.node_key): its flash never holds the secret.
+            topic = n["config"].get("topic")
+            if not isinstance(topic, str) or not topic:
+                raise Refused(f"node {n['id']}: --ota-secret: the config has no topic to key")
+            files[OTA_KEY] = node_key(ota_secret, topic)
         if sec_path is not None:
             files["secrets.json"] = sec_path.read_bytes()
         img = d / f"fs-{flash_size // 1048576}MB.img"
@@ -308,6 +316,11 @@ def register(sub) -> None:
     s.add_argument("--node", action="append", help="only this node id (repeatable)")
     s.add_argument("--out", default=str(REPO / "build" / "fleet"))
     s.add_argument("--no-validate", action="store_true", help="skip the device validator")
+    s.add_argument(
+        "--ota-secret",
+        metavar="FILE",
+        help="the fleet's signing secret: put each node's ota.key into its image",
+    )
     add_build_options(s)
     s.add_argument("--flash", action="store_true", help="flash the one --node to --port")
     s.add_argument("--port", help="serial port for --flash")
