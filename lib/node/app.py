@@ -15,7 +15,7 @@ Topics under the base topic B (e.g. Erdgeschoss/Wohnzimmer):
   B/status/<sensor>   online / offline per sensor (retained)
   B/backlog           readings taken while offline, replayed oldest first with their time
   B/cmd, B/result     commands and their results;  B/cmd/awake  retained stay-awake switch
-  B/diag              periodic diagnostics;  B/info  retained, once per boot
+  B/diag              periodic diagnostics, retained;  B/info  retained, once per boot
 
     from node import startup
     node, reason, problems = startup.build()
@@ -157,7 +157,8 @@ class Node:
 
         text = diag.status(self)
         cold.unload("node.diag")
-        self.link.publish(self.topics.diag, text)
+        # Retained: `nodectl fleet` shows a node's last figures even while it is off.
+        self.link.publish(self.topics.diag, text, True)
 
     def _announcer(self):
         if self.announcer is None:

@@ -43,6 +43,8 @@ def test_values_on_configured_topics_with_decimals_and_availability():
     ):
         assert k in d, k
     assert d["sensor_errors"] == {"bme280": 0} and d["rssi"] == -60
+    # retained: `nodectl fleet` shows the last figures of a node that is off
+    assert [m[2] for m in mq.sent if m[0] == "Erdgeschoss/Wohnzimmer/diag"] == [True]
     w.run(600000)  # diag.interval 600 s: periodic
     assert len(mq.topics("Erdgeschoss/Wohnzimmer/diag")) == 2
     assert len(mq.topics("Erdgeschoss/Wohnzimmer/info")) == 1  # once per boot

@@ -18,6 +18,7 @@ from nodectl import (
     configcheck,
     console,
     deploy,
+    fleet,
     flash,
     monitor,
     ota,
@@ -39,6 +40,7 @@ SUBCOMMANDS = (
     broker,
     bundle,
     ota,
+    fleet,
 )
 
 
