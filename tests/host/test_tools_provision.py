@@ -264,9 +264,7 @@ def test_ota_secret_puts_each_nodes_own_key_into_its_image(project):
     assert keys["kitchen-1"] != keys["garden-1"]  # one node's flash opens no other node
     # the same key as `bundle --key-for` writes for the same node
     one = project.root / "one.key"
-    r = run_nodectl(
-        "bundle", "--key-for", "home/garden/garden-1", "--secret", secret, "--out", one
-    )
+    r = run_nodectl("bundle", "--key-for", "home/garden/garden-1", "--secret", secret, "--out", one)
     assert r.returncode == 0, r.stdout + r.stderr
     assert one.read_bytes() == keys["garden-1"]
 

@@ -162,7 +162,8 @@ def render(rows: list[dict], now: float) -> str:
     table = [[h for h, _ in COLUMNS]] + [[cell(r, k) for _, k in COLUMNS] for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
     return "".join(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n" for line in table
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in table
     )
 
 
