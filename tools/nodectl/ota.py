@@ -6,15 +6,16 @@ time; one result per message from the node drives the next chunk (stop and wait)
 
 from __future__ import annotations
 
-import fnmatch
 import json
+import os
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 
-from nodectl import bundle
-from nodectl.common import Refused, ToolFailed
+from nodectl import bundle, fleet
+from nodectl.common import Refused, ToolFailed, connect_error, parse_broker, positive
 
 CHUNK = 1024  # data bytes per chunk: well below the node client's max_packet
 WAIT_S = 20.0  # one result: the longest a node may take (it verifies a file at its end)
@@ -37,7 +38,7 @@ class Session:
         try:
             self.c.connect(host, port, 30)
         except OSError as e:
-            raise ToolFailed(f"broker {host}:{port}: {e}") from None
+            raise ToolFailed(connect_error(host, port, e)) from None
         self.c.loop_start()
 
     def _on(self, c, u, m):
@@ -60,7 +61,7 @@ class Session:
 
     def watch(self, base: str):
         self.q[base] = queue.Queue(maxsize=64)
-        self.c.subscribe(base + "/ota/result", 1)
+        self.c.subscribe([(base + "/ota/result", 1), (base + "/info", 1)])
         return self.q[base]
 
     def ask(self, base: str, topic: str, payload: bytes, wait_s: float):
@@ -103,8 +104,6 @@ def update(s: Session, base: str, payload: bytes, blob: bytes, progress=None, wa
 
 def wait_state(s: Session, base: str, version: str, timeout: float) -> str:
     """After the switch: the node's retained ota/state until it confirms or rolls back."""
-    import time
-
     s.c.subscribe(base + "/ota/state", 1)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -130,55 +129,131 @@ def _bar(base, done, total):
 
 def rollout(s, bases, body, blob, secret, batch=3, confirm_s=180.0, progress=_bar):
     """Canary first (stop if it fails), then the rest `batch` at a time. Returns {base: result}."""
+    rows = rollout_report(s, bases, body, blob, secret, batch, confirm_s, progress)
+    return {r["node"]: r["result"] for r in rows}
+
+
+def rollout_report(
+    s,
+    bases,
+    body,
+    blob,
+    secret,
+    batch=3,
+    confirm_s=180.0,
+    progress=_bar,
+    before=None,
+    clock=time.monotonic,
+):
+    """rollout() with one row per node, in `bases` order: node, result ("ok", "rolled back",
+    "no confirmation", "refused: <the node's reason>", "skipped (canary failed)"), version
+    before and after (before: {base: version} as the fleet view found it), seconds taken."""
     version = json.loads(body)["version"]
-    out: dict[str, str] = {}
+    before = before or {}
+    out: dict[str, dict] = {}
 
     def one(b):
+        t0 = clock()
         ok, why = update(s, b, bundle.sign(body, bundle.node_key(secret, b)), blob, progress)
-        out[b] = wait_state(s, b, version, confirm_s) if ok else "refused: " + why
+        res = wait_state(s, b, version, confirm_s) if ok else "refused: " + why
+        out[b] = {
+            "node": b,
+            "result": res,
+            "before": before.get(b),
+            "after": version if res == "ok" else running(s, b, before.get(b)),
+            "s": int(clock() - t0),
+        }
 
     one(bases[0])
-    if out[bases[0]] != "ok":
+    if out[bases[0]]["result"] != "ok":
         for b in bases[1:]:
-            out[b] = "skipped (canary failed)"
-        return out
-    rest = bases[1:]
-    for i in range(0, len(rest), batch):
-        ts = [threading.Thread(target=one, args=(b,)) for b in rest[i : i + batch]]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-    return out
+            v = before.get(b)
+            out[b] = {"node": b, "result": "skipped (canary failed)", "before": v, "after": v}
+            out[b]["s"] = 0
+    else:
+        rest = bases[1:]
+        for i in range(0, len(rest), batch):
+            ts = [threading.Thread(target=one, args=(b,)) for b in rest[i : i + batch]]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+    return [out[b] for b in bases]
 
 
-def find_nodes(s: Session, pattern: str, wait_s: float = 2.0) -> list[str]:
-    import time
-
-    s.c.subscribe("+/+/info", 1)
-    s.c.subscribe("+/info", 1)
-    s.c.subscribe("+/+/+/info", 1)
-    time.sleep(wait_s)  # retained info arrives at once after subscribing
+def running(s: Session, base: str, default):
+    """The version a node runs by what it last published: its ota/state, else its info."""
     with s.lock:
-        return sorted(b for b in s.seen if fnmatch.fnmatchcase(b, pattern))
+        seen = s.seen.get(base, {})
+        st, info = seen.get("state"), seen.get("info")
+    for raw, key in ((st, "version"), (info, "fw")):
+        try:
+            v = json.loads(raw).get(key) if raw else None
+        except (ValueError, AttributeError):
+            v = None
+        if v:
+            return v
+    return default
+
+
+def summary(rows: list[dict]) -> str:
+    """The table printed at the end of a rollout."""
+    table = [("NODE", "RESULT", "VERSION", "TIME")] + [
+        (
+            r["node"],
+            r["result"],
+            "%s -> %s" % (r["before"] or "?", r["after"] or "?"),
+            fleet.span(r["s"]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in table) for i in range(4)]
+    return "".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n"
+        for line in table
+    )
 
 
 def cmd_ota(args) -> int:
     body, blob = bundle.read(Path(args.bundle))
-    secret = Path(args.secret).read_bytes().strip()
-    host, _, port = args.broker.partition(":")
-    s = Session(host, int(port or 1883), args.user)
-    try:
-        bases = find_nodes(s, args.nodes)
-        if not bases:
-            raise Refused(f"no node matches {args.nodes!r} on {args.broker}")
-        res = rollout(s, bases, body, blob, secret, args.batch, args.confirm_s)
-    finally:
-        s.close()
-    sys.stderr.write("\n")
-    for b, r in res.items():
-        print(f"{b}: {r}")
-    return 0 if all(r == "ok" for r in res.values()) else 1
+    secret = bundle.read_secret(Path(args.secret))
+    host, port = parse_broker(args.broker)
+    found = fleet.scan(host, port, args.user, args.password, args.wait_s).rows(args.nodes)
+    if not found:
+        raise Refused(f"no node matches {args.nodes!r} on {host}:{port}")
+    # Only nodes online now: an offline canary would stop the rollout after a long silence.
+    off = [r for r in found if r["online"] != "online"]
+    skipped = [
+        {
+            "node": r["node"],
+            "result": "skipped (%s)" % (r["online"] or "no status"),
+            "before": r["version"],
+            "after": r["version"],
+            "s": 0,
+        }
+        for r in off
+    ]
+    bases = [r["node"] for r in found if r not in off]
+    rows = []
+    if bases:
+        s = Session(host, port, args.user, args.password)
+        try:
+            rows = rollout_report(
+                s,
+                bases,
+                body,
+                blob,
+                secret,
+                args.batch,
+                args.confirm_s,
+                before={r["node"]: r["version"] for r in found},
+            )
+        finally:
+            s.close()
+        sys.stderr.write("\n")
+    rows += skipped
+    sys.stdout.write(summary(rows))
+    return 0 if all(r["result"] == "ok" for r in rows) else 1
 
 
 def register(sub) -> None:
@@ -187,7 +262,15 @@ def register(sub) -> None:
     p.add_argument("--secret", default="fleet.secret")
     p.add_argument("--nodes", required=True, help="base-topic pattern, e.g. 'Haus/*'")
     p.add_argument("--broker", default="127.0.0.1:1883")
-    p.add_argument("--user", default=None)
+    p.add_argument("--user", default=None, help="broker user name")
+    p.add_argument(
+        "--password",
+        default=os.environ.get("MQTT_PASSWORD"),
+        help="broker password (default: $MQTT_PASSWORD, which keeps it out of `ps`)",
+    )
+    p.add_argument(
+        "--wait-s", type=positive, default=5.0, help="longest wait for the broker to list nodes"
+    )
     p.add_argument("--batch", type=int, default=3)
     p.add_argument("--confirm-s", type=float, default=180.0)
     p.set_defaults(func=cmd_ota)
