@@ -34,6 +34,7 @@ from nodectl.common import (
 DEPTH = 6  # base topics of 1..DEPTH levels are found (Erdgeschoss/Wohnzimmer is 2)
 PARTS = ("info", "status", "diag", "ota/state")
 SETTLE_S = 0.3  # quiet time after the subscription is granted: the retained burst is over
+SAFE_W = 28  # the safe-mode reason's width in the table
 UPDATE = {"trial": "trial", "ok": "ok", "rolled back": "rolled back"}  # anything else: "-"
 COLUMNS = (
     ("NODE", "node"),
@@ -157,6 +158,9 @@ def render(rows: list[dict], now: float) -> str:
             return "%d dBm" % v
         if key == "heap_free" and v is not None:
             return "%d" % v
+        if key == "safe_mode" and v is not None:
+            v = str(v)
+            return v if len(v) <= SAFE_W else v[: SAFE_W - 3] + "..."  # --json has it whole
         return "-" if v is None else str(v)
 
     table = [[h for h, _ in COLUMNS]] + [[cell(r, k) for _, k in COLUMNS] for r in rows]
