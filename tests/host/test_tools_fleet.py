@@ -226,3 +226,34 @@ def test_no_node_on_the_broker_is_refused_with_exit_1(broker):
     )
     assert r.returncode == 1
     assert r.stderr.startswith("nodectl fleet: no node found on 127.0.0.1:")
+
+
+def test_ota_skips_a_node_that_is_offline_and_says_so_in_the_summary(broker, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    base = prefix(tmp_path) + "/Keller"
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect("127.0.0.1", broker.port, 30)
+    c.loop_start()
+    try:
+        for rel, text in (("info", '{"fw":"1.2"}'), ("status", "offline")):
+            c.publish(base + "/" + rel, text, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    bundle.write(tmp_path / "b.ota", b'{"version":"1.3"}', b"")
+    (tmp_path / "fleet.secret").write_bytes(SECRET)
+    r = run_nodectl(
+        "ota", "--bundle", tmp_path / "b.ota", "--secret", tmp_path / "fleet.secret",
+        "--nodes", base, "--broker", "127.0.0.1:%d" % broker.port,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.splitlines()[1].split() == [
+        base,
+        "skipped",
+        "(offline)",
+        "1.2",
+        "->",
+        "1.2",
+        "0s",
+    ]
