@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -257,3 +258,28 @@ def test_ota_skips_a_node_that_is_offline_and_says_so_in_the_summary(broker, tmp
         "1.2",
         "0s",
     ]
+
+
+def test_confirmation_waits_for_a_fresh_state_not_a_retained_rollback_of_before(broker, tmp_path):
+    import paho.mqtt.client as mqtt
+
+    base = prefix(tmp_path) + "/Dach"
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    c.connect("127.0.0.1", broker.port, 30)
+    c.loop_start()
+    s = hostota.Session("127.0.0.1", broker.port)
+    try:
+        # an earlier update of this node rolled back: the broker still holds that state
+        old = '{"version":null,"update":"rolled back"}'
+        c.publish(base + "/ota/state", old, qos=1, retain=True).wait_for_publish(5)
+        s.watch(base)
+        assert hostota.wait_state(s, base, "2", 1.0) == "no confirmation"
+        new = '{"version":"2","update":"ok"}'  # the node confirmed the new version
+        threading.Timer(
+            0.3, lambda: c.publish(base + "/ota/state", new, qos=1, retain=True)
+        ).start()
+        assert hostota.wait_state(s, base, "2", 10.0) == "ok"
+    finally:
+        s.close()
+        c.loop_stop()
+        c.disconnect()

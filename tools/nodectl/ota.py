@@ -33,6 +33,8 @@ class Session:
             self.c.username_pw_set(user, password)
         self.q: dict[str, queue.Queue] = {}
         self.seen: dict[str, dict[str, bytes]] = {}
+        # ota/state sent live since watch(): a retained one may be from an earlier update
+        self.fresh: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.c.on_message = self._on
         try:
@@ -58,10 +60,15 @@ class Session:
                 base = base[: -len("/ota")]
             with self.lock:
                 self.seen.setdefault(base, {})[rel] = bytes(m.payload)
+                if rel == "state" and not m.retain:  # MQTT-3.3.1-9: live, not the stored copy
+                    self.fresh[base] = bytes(m.payload)
 
     def watch(self, base: str):
         self.q[base] = queue.Queue(maxsize=64)
-        self.c.subscribe([(base + "/ota/result", 1), (base + "/info", 1)])
+        with self.lock:
+            self.fresh.pop(base, None)
+        topics = ("/ota/result", "/ota/state", "/info")
+        self.c.subscribe([(base + t, 1) for t in topics])
         return self.q[base]
 
     def ask(self, base: str, topic: str, payload: bytes, wait_s: float):
@@ -103,12 +110,13 @@ def update(s: Session, base: str, payload: bytes, blob: bytes, progress=None, wa
 
 
 def wait_state(s: Session, base: str, version: str, timeout: float) -> str:
-    """After the switch: the node's retained ota/state until it confirms or rolls back."""
-    s.c.subscribe(base + "/ota/state", 1)
+    """After the switch (update() watches the node): the ota/state the node sends from now on,
+    until it confirms or rolls back. The copy the broker kept is not looked at: it may say
+    "rolled back" about an earlier update."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         with s.lock:
-            raw = s.seen.get(base, {}).get("state")
+            raw = s.fresh.get(base)
         if raw:
             st = json.loads(raw)
             if st.get("update") == "rolled back":
