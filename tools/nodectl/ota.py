@@ -1,5 +1,6 @@
 """Send an update bundle to nodes over their broker: canary first, then the rest a few at a
-time; one result per message from the node drives the next chunk (stop and wait).
+time; one result per message from the node drives the next chunk (stop and wait). The nodes
+come from the fleet view (nodectl.fleet); a summary table ends the rollout.
 
     nodectl ota --bundle build/bundle.ota --secret fleet.secret --nodes 'Haus/*' --broker h:1883
 """
@@ -162,8 +163,11 @@ def rollout_report(
 
     def one(b):
         t0 = clock()
-        ok, why = update(s, b, bundle.sign(body, bundle.node_key(secret, b)), blob, progress)
-        res = wait_state(s, b, version, confirm_s) if ok else "refused: " + why
+        try:
+            ok, why = update(s, b, bundle.sign(body, bundle.node_key(secret, b)), blob, progress)
+            res = wait_state(s, b, version, confirm_s) if ok else "refused: " + why
+        except Exception as e:  # noqa: BLE001 - keep the other nodes' rows
+            res = "failed: %r" % e
         out[b] = {
             "node": b,
             "result": res,
