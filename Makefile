@@ -171,11 +171,12 @@ flash: $(USER_STAMP) ## Erase and flash MicroPython: make flash PORT=/dev/ttyUSB
 
 deploy: $(USER_STAMP) ## Validate the config, copy changed files, restart: make deploy PORT=... CONFIG=...
 	$(NODECTL) deploy --port "$(PORT)" --config "$(CONFIG)" $(if $(SECRETS),--secrets "$(SECRETS)") \
-	  $(if $(RESUME),--resume) $(DRY)
+	  $(if $(OTA_SECRET),--ota-secret "$(OTA_SECRET)") $(if $(RESUME),--resume) $(DRY)
 
 provision: $(USER_STAMP) ## Build LittleFS images for a fleet: make provision FLEET=fleet.json [FLASH_SIZE=4MB]
 	$(NODECTL) provision --fleet "$(FLEET)" $(if $(FLASH_SIZE),--flash-size $(FLASH_SIZE)) \
-	  $(if $(FW),--fw $(FW)) $(if $(CHIP),--chip $(CHIP)) $(if $(PORT),--flash --port $(PORT)) $(DRY)
+	  $(if $(FW),--fw $(FW)) $(if $(CHIP),--chip $(CHIP)) $(if $(PORT),--flash --port $(PORT)) \
+	  $(if $(OTA_SECRET),--ota-secret "$(OTA_SECRET)") $(DRY)
 
 config-check: $(USER_STAMP) ## Validate a config.json with path-specific messages: make config-check CONFIG=...
 	$(NODECTL) config-check "$(CONFIG)" $(if $(SECRETS),"$(SECRETS)")

@@ -138,6 +138,19 @@ def test_removed_files_and_packages_disappear_from_lib(project, device):
     assert files == expected_files(project)
 
 
+def test_ota_secret_copies_this_nodes_key(project, device, tmp_path):
+    from nodectl import bundle
+
+    secret = tmp_path / "fleet.secret"
+    secret.write_text("0123456789abcdef0123456789abcdef\n")
+    r = deploy(project, device, "--ota-secret", secret)
+    assert r.returncode == 0, r.stdout + r.stderr
+    topic = json.loads(project.config.read_text())["topic"]
+    assert device.files()["ota.key"] == bundle.node_key(secret.read_bytes().strip(), topic)
+    r = deploy(project, device, "--ota-secret", tmp_path / "missing.secret")
+    assert r.returncode == 1 and "missing.secret" in r.stderr, r.stderr
+
+
 def test_bad_config_is_refused_and_the_device_is_untouched(project, device):
     assert deploy(project, device).returncode == 0
     before = device.files()

@@ -7,6 +7,7 @@ mpremote, remove what we no longer ship under lib/, verify, restart.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 import time
@@ -14,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodectl.build import fresh_build
+from nodectl.bundle import OTA_KEY, node_key, read_secret
 from nodectl.common import (
     EXIT_OK,
     EXIT_REFUSED,
+    Refused,
     ToolFailed,
     add_build_options,
     log,
@@ -95,6 +98,17 @@ def local_manifest(build_dir: Path, config: Path | None, secrets: Path | None) -
     if secrets is not None:
         files["secrets.json"] = secrets
     return files
+
+
+def ota_key_file(secret: Path, config: Path, build_dir: Path) -> Path:
+    """This node's update key (from the fleet secret and the config's base topic), written
+    next to the build so it is copied like any other file."""
+    topic = json.loads(config.read_text()).get("topic")
+    if not isinstance(topic, str) or not topic:
+        raise Refused(f"--ota-secret: {config} has no topic to derive the node's key from")
+    out = build_dir.parent / (build_dir.name + "." + OTA_KEY)
+    out.write_bytes(node_key(read_secret(secret), topic))
+    return out
 
 
 def sha256_file(p: Path) -> str:
@@ -211,6 +225,8 @@ def cmd_deploy(args) -> int:
     log(f"{config}: OK")
     build_dir = fresh_build(args, lib)
     local = local_manifest(build_dir, config, secrets)
+    if args.ota_secret:
+        local[OTA_KEY] = ota_key_file(Path(args.ota_secret), config, build_dir)
     root_files = [p for p in local if "/" not in p]
 
     listing = mpremote_argv(port, args.resume) + ["exec", device_hash_script(root_files)]
@@ -277,6 +293,11 @@ def register(sub) -> None:
         "--no-restart",
         action="store_true",
         help="leave the board at the REPL instead of hard-resetting it",
+    )
+    s.add_argument(
+        "--ota-secret",
+        metavar="FILE",
+        help="the fleet's signing secret: also copy this node's ota.key (over-the-air updates)",
     )
     s.add_argument("--dry-run", action="store_true", help="list what would change, change nothing")
     s.add_argument("--timeout", type=positive, default=120.0, help="seconds per mpremote run")
