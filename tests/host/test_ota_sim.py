@@ -93,9 +93,6 @@ def test_update_that_crashes_at_import_rolls_back(broker, tmp_path):
         n.stop()
 
 
-@pytest.mark.skip(
-    reason="known gap: 3 cuts before good_after put the node in safe mode, which takes no OTA"
-)
 def test_power_cut_during_transfer_resumes_to_a_complete_version(broker, tmp_path):
     body, blob = make_bundle(tmp_path, "4")
     n, base = start(tmp_path, broker.port, "k")
