@@ -181,9 +181,9 @@ class Receiver:
         """The next byte the node wants, from what is on flash (resume after drop or reboot)."""
         off = 0
         for path, size, _ in self.files():
-            have = _size(_p(STAGE + "/" + path))
+            have = max(_size(_p(STAGE + "/" + path)), 0)  # an empty file is made at install
             if have < size:
-                return off + max(have, 0)
+                return off + have
             off += size
         return off
 

@@ -357,3 +357,12 @@ def test_bundle_staged_whole_before_a_reboot_is_switched_on_the_hosts_empty_chun
     r = ota.Receiver("esp32")
     assert r.manifest(man)["next"] == len(blob)
     assert r.chunk(len(blob), b"") == {"ok": True, "done": "2"}
+
+
+def test_empty_file_in_the_middle_of_the_bundle_does_not_stall_the_transfer():
+    files = [("lib/a.py", b"A" * 300), ("lib/pkg/__init__.py", b""), ("lib/pkg/b.py", b"B" * 300)]
+    man, blob = setup(files=files)
+    r = ota.Receiver("esp32")
+    r.manifest(man)
+    assert send(r, blob, size=256) == {"ok": True, "done": "2"}
+    assert _size(ota.ROOT + "v/2/lib/pkg/__init__.py") == 0
