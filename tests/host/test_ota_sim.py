@@ -35,7 +35,7 @@ _POISON = {
         "client.py",
         "\n\ndef _refused(self, *a, **k):\n"
         "    raise OSError(111)  # injected: ECONNREFUSED, always\n\n\n"
-        "MQTTClient.connect = _refused\n",
+        "MQTTClient.begin_connect = _refused\n",
     ),
 }
 
