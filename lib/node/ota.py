@@ -6,7 +6,8 @@ Files (all under `ROOT`):
   ota.key          this node's verification key (32 raw bytes, written once by USB); it is
                    HMAC-SHA256(fleet_secret, node_id), so it verifies only this node's bundles
   ota/stage/       the bundle being received: manifest.json, then its files in order
-  v/<version>/     installed versions (the running one and the previous one)
+  v/<version>/     installed versions (the running one and the previous one), each with
+                   its manifest.json, against which boot() checks it before running it
   ota.ptr          the pointer: {"cur": "<version>", "prev": ..., "trial": boots or absent,
                    "state": "ok" | "trial" | "rolled back"}; boot.py reads it
 
@@ -20,6 +21,10 @@ the node's key. Body: {"version": "1.2", "board": "esp32", "files": [[path, size
     r = Receiver("esp32")
     res = r.manifest(payload)        # {"ok": True, "next": 0} or {"ok": False, "reason": ...}
     res = r.chunk(offset, data)      # {"next": n} / {"done": "1.2"} / {"ok": False, ...}
+
+An empty chunk at the expected offset means the host has no more bytes: short of the
+manifest's total it is a truncated bundle (refused), at the total it switches a bundle that was
+staged whole before a reboot.
 """
 
 import json
