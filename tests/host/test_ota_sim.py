@@ -182,7 +182,7 @@ def _rolls_back(broker, tmp_path, poison, trial_s, name, log_line):
         assert hostota.wait_state(s, base, "3", limit) == "rolled back", n.log()
         took = time.monotonic() - t0
         print(
-            "%s: rolled back %.1f s after the switch (trial %d s simulated)"
+            "%s: 'rolled back' seen %.1f s after the host got 'done' (trial %d s simulated)"
             % (poison, took, trial_s)
         )
         ptr = json.loads((n.dev / "ota.ptr").read_text())
