@@ -6,7 +6,8 @@ Files (all under `ROOT`):
   ota.key          this node's verification key (32 raw bytes, written once by USB); it is
                    HMAC-SHA256(fleet_secret, node_id), so it verifies only this node's bundles
   ota/stage/       the bundle being received: manifest.json, then its files in order
-  v/<version>/     installed versions (the running one and the previous one)
+  v/<version>/     installed versions (the running one and the previous one), each with
+                   its manifest.json, against which boot() checks it before running it
   ota.ptr          the pointer: {"cur": "<version>", "prev": ..., "trial": boots or absent,
                    "state": "ok" | "trial" | "rolled back"}; boot.py reads it
 
@@ -20,6 +21,10 @@ the node's key. Body: {"version": "1.2", "board": "esp32", "files": [[path, size
     r = Receiver("esp32")
     res = r.manifest(payload)        # {"ok": True, "next": 0} or {"ok": False, "reason": ...}
     res = r.chunk(offset, data)      # {"next": n} / {"done": "1.2"} / {"ok": False, ...}
+
+An empty chunk at the expected offset means the host has no more bytes: short of the
+manifest's total it is a truncated bundle (refused), at the total it switches a bundle that was
+staged whole before a reboot.
 """
 
 import json
@@ -181,9 +186,9 @@ class Receiver:
         """The next byte the node wants, from what is on flash (resume after drop or reboot)."""
         off = 0
         for path, size, _ in self.files():
-            have = _size(_p(STAGE + "/" + path))
+            have = max(_size(_p(STAGE + "/" + path)), 0)  # an empty file is made at install
             if have < size:
-                return off + max(have, 0)
+                return off + have
             off += size
         return off
 
@@ -230,6 +235,11 @@ class Receiver:
         if self.m is None:
             return {"ok": False, "reason": "no manifest staged"}
         want = self.next_offset()
+        if not data and offset == want:
+            # An empty chunk at the expected offset is the host saying it has no more bytes.
+            if want < self.total():  # its bundle is shorter than its manifest
+                return self.abort("bundle truncated: %d of %d bytes" % (want, self.total()))
+            return self.install()  # all staged before a reboot, not switched yet: now
         if offset != want or not data:
             return {"ok": True, "next": want}
         pos = 0
@@ -273,10 +283,15 @@ class Receiver:
         cur = ptr.get("cur")
         if v == cur:
             return self.abort("version %s is already running" % v)
+        if v == ptr.get("prev"):
+            # Installing the previous version again: forget it as the fallback before its
+            # folder goes, so a power cut while it is deleted leaves nothing pointing at half.
+            ptr["prev"] = None
+            _write_json(_p(PTR), ptr)
         _mkdirs(_p(VERSIONS + "/x"))
         dst = _p(VERSIONS + "/" + v)
         _rmtree(dst)  # a left-over of an earlier attempt at the same version
-        os.remove(_p(STAGE + "/manifest.json"))
+        # The manifest goes along: boot() checks the version against it before running it.
         os.rename(_p(STAGE), dst)
         t = m.get("trial_s")
         t = t if isinstance(t, int) and t > 0 else TRIAL_S
@@ -289,19 +304,49 @@ class Receiver:
         return {"ok": True, "done": v}
 
 
+def complete(version, hashes=False):
+    """True when v/<version> holds every file its manifest lists at the listed size (and, with
+    hashes, the listed SHA-256): what boot() checks so a version is run whole or not at all."""
+    d = _p(VERSIONS + "/" + version)
+    try:
+        with open(d + "/manifest.json") as f:
+            files = json.load(f)["files"]
+        for path, size, sha in files:
+            p = d + "/" + path
+            if _size(p) != size or (hashes and _file_sha(p) != sha):
+                return False
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
 def boot():
-    """At each boot (boot.py): count a trial boot, roll back after TRIAL_BOOTS unconfirmed
-    ones, and return the folder of the version to run (None: the USB-deployed files)."""
+    """At each boot (main.py): count a trial boot, roll back after TRIAL_BOOTS unconfirmed
+    ones, and return the folder of the version to run (None: the USB-deployed files).
+
+    The version is checked first: every file at its size, and on a trial boot every SHA-256
+    too (a confirmed version was hashed when it was installed; sizes catch a folder that a
+    power cut left half deleted). A version that fails the check is rolled back from, so the
+    node runs a whole version or the USB files, never a mix."""
     ptr = read_pointer()
     if "trial" in ptr:
         if ptr["trial"] >= TRIAL_BOOTS:
             rollback(ptr, "not confirmed in %d boots" % TRIAL_BOOTS)
-            ptr = read_pointer()
+        elif not complete(ptr.get("cur") or "", True):
+            rollback(ptr, "v/%s incomplete or corrupted" % ptr.get("cur"))
         else:
             ptr["trial"] += 1
             _write_json(_p(PTR), ptr)
+        ptr = read_pointer()
     cur = ptr.get("cur")
-    if cur and _size(_p(VERSIONS + "/" + cur)) >= 0:
+    if cur and not complete(cur):
+        rollback(ptr, "v/%s incomplete" % cur)
+        ptr = read_pointer()
+        cur = ptr.get("cur")  # the previous version, checked the same way (then no further)
+        if cur and not complete(cur):
+            rollback(ptr, "v/%s incomplete" % cur)
+            cur = None
+    if cur:
         return _p(VERSIONS + "/" + cur)
     return None
 

@@ -159,3 +159,210 @@ def test_confirmed_version_stays_and_second_update_keeps_previous():
     assert ota.trial_expired(59, 60) is False
     assert ota.trial_expired(60, 60) is True
     assert ota.boot() == ota.ROOT + "v/2"
+
+
+def test_empty_chunk_before_the_end_refuses_a_truncated_bundle():
+    man, blob = setup()
+    r = ota.Receiver("esp32")
+    r.manifest(man)
+    send(r, blob[:-20])  # all the host has
+    res = r.chunk(len(blob) - 20, b"")  # "no more bytes"
+    assert res == {
+        "ok": False,
+        "reason": "bundle truncated: %d of %d bytes" % (len(blob) - 20, len(blob)),
+    }
+    assert ota.Receiver("esp32").m is None  # the stage is gone
+    assert ota.read_pointer() == {}
+    assert r.chunk(5, b"") == {"ok": False, "reason": "no manifest staged"}
+
+
+def test_empty_chunk_at_another_offset_only_asks_for_the_expected_one():
+    man, blob = setup()
+    r = ota.Receiver("esp32")
+    r.manifest(man)
+    send(r, blob[:100])
+    assert r.chunk(40, b"") == {"ok": True, "next": 100}
+
+
+def _root():
+    ota.ROOT = fresh_dir("ota") + "/"
+    with open(ota.ROOT + ota.KEY, "wb") as f:
+        f.write(KEY)
+
+
+def _install(version="2", files=FILES, confirm=True):
+    root = ota.ROOT
+    man, blob = setup(files=files, version=version)
+    ota.ROOT = root
+    r = ota.Receiver("esp32")
+    r.manifest(man)
+    assert send(r, blob)["done"] == version
+    if confirm:
+        assert ota.boot() == ota.ROOT + "v/" + version
+        assert ota.confirm()
+    return man, blob
+
+
+FILES3 = [("lib/node/a.py", b"A = 3\n" * 40), ("lib/node/c.py", b"C = 3\n" * 20), ("main.py", b"")]
+
+
+def test_boot_rolls_back_from_a_version_with_a_missing_file():
+    _root()
+    _install("2")
+    _install("3", FILES3)
+    assert ota.boot() == ota.ROOT + "v/3"
+    ota.confirm()
+    os.remove(ota.ROOT + "v/3/lib/node/c.py")
+    assert ota.boot() == ota.ROOT + "v/2"  # sizes are checked at every boot
+    ptr = ota.read_pointer()
+    assert (ptr["cur"], ptr["state"], ptr["why"]) == ("2", "rolled back", "v/3 incomplete")
+
+
+def test_trial_boot_rolls_back_from_a_corrupted_file_of_the_same_size():
+    _root()
+    _install("2")
+    _install("3", FILES3, confirm=False)
+    with open(ota.ROOT + "v/3/lib/node/a.py", "r+b") as f:
+        f.write(b"B")  # same size, other bytes: only the hash sees it
+    assert ota.boot() == ota.ROOT + "v/2"
+    assert ota.read_pointer()["why"] == "v/3 incomplete or corrupted"
+
+
+def test_boot_falls_back_to_usb_files_when_both_versions_are_incomplete():
+    _root()
+    _install("2")
+    _install("3", FILES3)
+    ota.confirm()
+    os.remove(ota.ROOT + "v/3/main.py")
+    os.remove(ota.ROOT + "v/2/main.py")
+    assert ota.boot() is None
+    assert ota.read_pointer()["cur"] is None
+
+
+class _Cut(Exception):
+    pass
+
+
+class _CuttingOs:
+    """os for node.ota that loses power before its n-th change to the flash."""
+
+    def __init__(self, left):
+        self.left = left
+
+    def _tick(self):
+        if self.left <= 0:
+            raise _Cut()
+        self.left -= 1
+
+    def rename(self, a, b):
+        self._tick()
+        os.rename(a, b)
+
+    def remove(self, p):
+        self._tick()
+        os.remove(p)
+
+    def rmdir(self, p):
+        self._tick()
+        os.rmdir(p)
+
+    def mkdir(self, p):
+        self._tick()
+        os.mkdir(p)
+
+    def listdir(self, p):
+        return os.listdir(p)
+
+    def stat(self, p):
+        return os.stat(p)
+
+
+def _cutting_open(cut):
+    def op(p, mode="r"):
+        if "r" not in mode:
+            cut._tick()
+        return open(p, mode)
+
+    return op
+
+
+def _whole(version, files):
+    # What the node will run is byte for byte the version it names.
+    for p, d in files:
+        with open(ota.ROOT + "v/" + version + "/" + p, "rb") as f:
+            if f.read() != d:
+                return False
+    return True
+
+
+def _cut_every_step_of_the_switch(versions, old, new):
+    # A power cut before each flash change of the last chunk and the switch, one run each:
+    # the boot after it runs a whole version, old or new, and a new attempt still succeeds.
+    n = 0
+    outcomes = set()
+    while True:
+        _root()
+        for v, files in versions:
+            _install(v, files)
+        root = ota.ROOT
+        man, blob = setup(files=new[1], version=new[0])
+        ota.ROOT = root
+        r = ota.Receiver("esp32")
+        r.manifest(man)
+        send(r, blob[:-10])
+        cut = _CuttingOs(n)
+        ota.os, ota.open = cut, _cutting_open(cut)
+        try:
+            res = r.chunk(len(blob) - 10, blob[-10:])
+            done = True
+        except _Cut:
+            done = False
+        finally:
+            ota.os, ota.open = os, open
+        d = ota.boot()
+        ver = d[len(ota.ROOT) + 2 :] if d else None
+        assert ver in (old[0], new[0]), (n, d)
+        assert _whole(ver, old[1] if ver == old[0] else new[1]), (n, ver)
+        outcomes.add(ver)
+        if done:
+            assert res["done"] == new[0]
+            break
+        n += 1
+        r = ota.Receiver("esp32")  # the next boot: the host sends the manifest again
+        res = r.manifest(man)
+        assert res["ok"], res
+        res = send(r, blob, start=res["next"]) or r.chunk(len(blob), b"")  # as the host does
+        assert res == {"ok": True, "done": new[0]} or "already running" in res["reason"], res
+        d = ota.boot()
+        assert d == ota.ROOT + "v/" + new[0] and _whole(new[0], new[1]), (n, d)
+    assert n >= 4 and outcomes == {old[0], new[0]}, (n, outcomes)
+
+
+def test_power_cut_at_every_step_of_the_switch_leaves_a_whole_version():
+    _cut_every_step_of_the_switch([("2", FILES)], ("2", FILES), ("3", FILES3))
+
+
+def test_power_cut_while_reinstalling_the_previous_version_leaves_a_whole_version():
+    # running 3, previous 2, and 2 comes again: its folder is deleted and replaced
+    _cut_every_step_of_the_switch([("2", FILES), ("3", FILES3)], ("3", FILES3), ("2", FILES))
+
+
+def test_bundle_staged_whole_before_a_reboot_is_switched_on_the_hosts_empty_chunk():
+    man, blob = setup()
+    r = ota.Receiver("esp32")
+    r.manifest(man)
+    send(r, blob[:-10])
+    with open(ota.ROOT + "ota/stage/lib/node/b.py", "ab") as f:
+        f.write(blob[-10:])  # the last bytes reached flash, then the power went
+    r = ota.Receiver("esp32")
+    assert r.manifest(man)["next"] == len(blob)
+    assert r.chunk(len(blob), b"") == {"ok": True, "done": "2"}
+
+
+def test_empty_file_in_the_middle_of_the_bundle_does_not_stall_the_transfer():
+    files = [("lib/a.py", b"A" * 300), ("lib/pkg/__init__.py", b""), ("lib/pkg/b.py", b"B" * 300)]
+    man, blob = setup(files=files)
+    r = ota.Receiver("esp32")
+    r.manifest(man)
+    assert send(r, blob, size=256) == {"ok": True, "done": "2"}
+    assert _size(ota.ROOT + "v/2/lib/pkg/__init__.py") == 0
