@@ -50,6 +50,7 @@ class SimNode:
         self.exits: list[tuple[int, dict]] = []  # (exit code, boot.json after it)
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()
+        self._cut = threading.Lock()  # held by power_cut until the boot record is carried on
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def start(self):
@@ -68,6 +69,8 @@ class SimNode:
                     stderr=subprocess.STDOUT,
                 )
                 rc = self.proc.wait()
+                with self._cut:  # a power cut's boot record is written before the next boot
+                    pass
                 try:
                     rec = json.loads((self.state / "boot.json").read_text())
                 except (OSError, ValueError):
@@ -88,6 +91,10 @@ class SimNode:
         p = self.proc
         if p is None:
             return
+        with self._cut:
+            self._carry_clock(p)
+
+    def _carry_clock(self, p):
         bj = self.state / "boot.json"
         rec = json.loads(bj.read_text())
         p.kill()
@@ -104,7 +111,9 @@ class SimNode:
                     if t:
                         est = max(est, (t + 2) * 1000000)
         rec["epoch_us"] = est
-        bj.write_text(json.dumps(rec))
+        tmp = bj.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec))
+        os.replace(tmp, bj)
 
     def stop(self):
         self._stop.set()
