@@ -94,7 +94,7 @@ def test_lists_nodes_with_their_figures_and_a_stopped_one_as_offline_with_last_s
 
 def test_canary_whose_update_crashes_shows_rolled_back_and_the_rest_are_skipped(broker, tmp_path):
     p = prefix(tmp_path)
-    body, blob = make_bundle(tmp_path, "3", poison=True)
+    body, blob = make_bundle(tmp_path, "3", poison="crash")
     bases = [p + "/c", p + "/d"]
     nodes = [start(tmp_path, broker.port, base, ota_key=True) for base in bases]
     s = None
