@@ -97,6 +97,7 @@ class Node:
         self.started = False
         self.loop_max_ms = 0
         self._diag_due = 0  # uptime (s) of the next diagnostics document
+        self._diag_synced = False  # the last one carried the time
         self._info_sent = False
         self._ota_on, self._ota_trial = _ota_boot_state(safe_reason)
         self._good_marked = False
@@ -268,8 +269,11 @@ class Node:
                     lk.publish(self.topics.base + "/log", line, False, 0)
                 if self.announcer is not None:
                     self._announce_step(now)
-                if up >= self._diag_due:  # uptime, not ticks: an outage may last weeks
+                # Uptime, not ticks: an outage may last weeks. One more as soon as the clock is
+                # synced, so the retained document carries a time (the fleet's "last seen").
+                if up >= self._diag_due or (self.time.synced and not self._diag_synced):
                     self._diag_due = up + self.cfg["diag"]["interval"]
+                    self._diag_synced = self.time.synced
                     self.publish_diag()
             if not self._good_marked and up >= self.cfg["safe_mode"]["good_after"]:
                 self._good_marked = True

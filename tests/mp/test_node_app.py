@@ -50,6 +50,19 @@ def test_values_on_configured_topics_with_decimals_and_availability():
     assert len(mq.topics("Erdgeschoss/Wohnzimmer/info")) == 1  # once per boot
 
 
+def test_a_diag_without_time_is_followed_by_one_with_it_once_the_clock_syncs():
+    w = World(synced=False)
+    w.run(1000)
+    first = [json.loads(m) for m in w.mq.topics("Erdgeschoss/Wohnzimmer/diag")]
+    assert len(first) == 1 and "t" not in first[0] and first[0]["synced"] is False
+    w.node.time.mark_synced()
+    w.run(1000)
+    d = [json.loads(m) for m in w.mq.topics("Erdgeschoss/Wohnzimmer/diag")]
+    assert len(d) == 2 and d[1]["synced"] is True and d[1]["t"] > 1000000000
+    w.run(60000)  # then the interval again (600 s), not one per step
+    assert len(w.mq.topics("Erdgeschoss/Wohnzimmer/diag")) == 2
+
+
 def test_failed_reads_withhold_values_and_mark_sensor_offline():
     w = World()
     w.run(100)
