@@ -279,11 +279,15 @@ class Store:
         self._reserved += len(out)
         return out
 
-    def commit(self):
-        """Remove the records handed out by peek() (the broker has them)."""
+    def commit(self, n=None):
+        """Remove the records handed out by peek() (the broker has them): all of them, or the
+        oldest n (the rest stay reserved: a consumer with several batches out commits each
+        as it is acknowledged)."""
         k = self._reserved
-        self._reserved = 0
-        if not k:
+        if n is not None and n < k:
+            k = n
+        self._reserved -= k
+        if k <= 0:
             return
         touched = False
         while k and self._count:
@@ -325,6 +329,7 @@ class Store:
         if touched:
             self._save_pos()
 
-    def release(self):
-        """Forget reservations without committing (the publish did not happen)."""
-        self._reserved = 0
+    def release(self, n=None):
+        """Forget reservations without committing (the publish did not happen): all of them,
+        or the newest n."""
+        self._reserved = 0 if n is None or n >= self._reserved else self._reserved - n
