@@ -76,7 +76,8 @@ def test_cli_prints_the_estimate_for_a_config_with_the_device_defaults(tmp_path)
     assert "estimate for esp32c3, wake every 600 s, awake cap 30 s" in out  # default cap
     assert "esp32c3: " in out and "2xAA 2500 mAh: " in out and "18650 2500 mAh: " in out
     assert "network tried on" in out and "of 144 wakes" in out
-    assert "spool: 32768 B holds about" in out  # the default spool
+    # the deep-sleep default spool, and it holds more than a day of this config
+    assert "spool: 262144 B holds about" in out and "raise spool.max_bytes" not in out
     r2 = run_nodectl("battery", write(tmp_path, node_doc()), "--board-ua", "5000")
     days = [float(x.split(": ")[-1].split()[0]) for x in out.splitlines() if "18650" in x]
     days2 = [float(x.split(": ")[-1].split()[0]) for x in r2.stdout.splitlines() if "18650" in x]

@@ -245,6 +245,10 @@ def test_config_checks_the_outage_keys():
     assert "deep_sleep.retry_max: expected an integer 10..604800, got 5" in msgs, msgs
     _, c = check(doc(deep_sleep=True))
     assert c["deep_sleep"]["outage_after"] == 3 and c["deep_sleep"]["retry_max"] == 1800
+    # a deep-sleep node's spool holds a day's outage by default; a mains node keeps 32 KB
+    assert c["spool"]["max_bytes"] == 262144
+    assert check(doc())[1]["spool"]["max_bytes"] == 32768
+    assert check(doc(deep_sleep=True, spool={"max_bytes": 4096}))[1]["spool"]["max_bytes"] == 4096
 
 
 def test_a_skipped_wake_counts_even_if_it_never_reaches_sleep():
