@@ -32,6 +32,7 @@ REPLAY_BATCH = 10  # backlog records handed to the wrapper per batch (one store 
 # window (8 in flight) busy across a round trip, and well inside its outbox (100 messages), so
 # the outbox never has to evict one of them (the wrapper would then no longer hold it).
 REPLAY_WINDOW = 40
+COMMIT_EVERY = 40  # acknowledged backlog records gathered into one store commit
 HOLD = 16  # readings a battery node holds before its first connect of a wake; more go stored
 LIVE = 16  # live readings watched until acknowledged; more go to the store, never late
 
@@ -57,7 +58,8 @@ class Delivery:
         self._held = []  # (name, pairs, t, up)
         self._json_t = False  # False: no document due; else its measurement time (or None)
         self._out = []  # batches of backlog records handed to the wrapper, oldest first
-        self._n_out = 0  # records in them
+        self._n_out = 0  # records in them, plus those acknowledged and not yet committed
+        self._acked = 0  # backlog records acknowledged, still to be committed
         self._live = []  # [name, pairs, t, up, deadline ticks]: live, not yet acknowledged
         self.late = 0  # live readings (or part of one) taken back to the store as late
 
@@ -168,7 +170,7 @@ class Delivery:
 
     def _replay(self):
         """Backlog, pipelined: batches are handed to the wrapper while earlier ones wait for
-        their acknowledgements (at most REPLAY_WINDOW records out), and each batch leaves the
+        their acknowledgements (at most REPLAY_WINDOW records out), and a batch may leave the
         store once the wrapper holds none of its records any more (all acknowledged). Waiting
         for every ack before the next batch cost a round trip per batch: a day's backlog took
         several battery wakes."""
@@ -177,10 +179,11 @@ class Delivery:
             return
         out = self._out
         if out:
-            self._commit_acked()
-        n = self._n_out
-        while n < REPLAY_WINDOW and st.depth() > n:
-            recs = st.peek(REPLAY_BATCH if n + REPLAY_BATCH <= REPLAY_WINDOW else REPLAY_WINDOW - n)
+            self._commit_acked(False)
+        n = self._n_out  # reserved in the store: out, or acknowledged and not yet committed
+        while n - self._acked < REPLAY_WINDOW and st.depth() > n:
+            room = REPLAY_WINDOW - (n - self._acked)
+            recs = st.peek(REPLAY_BATCH if room > REPLAY_BATCH else room)
             if not recs:
                 return
             sent = 0
@@ -210,18 +213,25 @@ class Delivery:
     def settle(self):
         """Before a planned DISCONNECT: commit the replayed batches the wrapper has
         acknowledged."""
-        if self._out and self.store is not None and self.link.online():
-            self._commit_acked()
+        if self._n_out and self.store is not None and self.link.online():
+            self._commit_acked(True)
 
-    def _commit_acked(self):
-        # the acknowledged batches leave the flash, in one commit (one .pos write)
+    def _commit_acked(self, now):
+        """The acknowledged batches leave the flash, oldest first. Each commit rewrites the
+        read position on flash (a file write and a rename), so they are gathered: committed
+        once COMMIT_EVERY are acknowledged, when nothing else is out, or `now`. A power cut
+        in between sends those (at most COMMIT_EVERY) again after the reboot, with their
+        times."""
         out = self._out
         k = 0
         while out and not self._unacked(out[0]):
             k += len(out.pop(0))
-        if k:
-            self.store.commit(k)
-            self._n_out -= k
+        a = self._acked + k
+        if a and (now or not out or a >= COMMIT_EVERY):
+            self.store.commit(a)
+            self._n_out -= a
+            a = 0
+        self._acked = a
 
     def save(self):
         """Before reset, deep sleep or stop: held and unsent live readings to the store, the
