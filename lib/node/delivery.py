@@ -28,10 +28,12 @@ drop the repeat.
 from node.payload import record
 
 REPLAY_BATCH = 10  # backlog records handed to the wrapper per batch (one store read)
-# Backlog records handed out and not yet acknowledged, at most: enough to keep the wrapper's
-# window (8 in flight) busy across a round trip, and well inside its outbox (100 messages), so
-# the outbox never has to evict one of them (the wrapper would then no longer hold it).
-REPLAY_WINDOW = 40
+# Backlog records handed out and not yet acknowledged, at most: the wrapper's window (8 in
+# flight) plus two batches queued behind it, so it never waits for the next step's batch.
+# Each costs heap while out (~150 B on the ESP32: the record and its outbox entry), and the
+# bound stays well inside the wrapper's outbox (100 messages), which therefore never evicts
+# one of them (the wrapper would then no longer hold it, and it would count as acknowledged).
+REPLAY_WINDOW = 24
 COMMIT_EVERY = 40  # acknowledged backlog records gathered into one store commit
 HOLD = 16  # readings a battery node holds before its first connect of a wake; more go stored
 LIVE = 16  # live readings watched until acknowledged; more go to the store, never late
