@@ -222,7 +222,7 @@ class Delivery:
         """The acknowledged batches leave the flash, oldest first. Each commit rewrites the
         read position on flash (a file write and a rename), so they are gathered: committed
         once COMMIT_EVERY are acknowledged, when nothing else is out, or `now`. A power cut
-        in between sends those (at most COMMIT_EVERY) again after the reboot, with their
+        in between sends those (fewer than COMMIT_EVERY) again after the reboot, with their
         times."""
         out = self._out
         k = 0
