@@ -30,7 +30,7 @@ from node.payload import record
 REPLAY_BATCH = 10  # backlog records handed to the wrapper per batch (one store read)
 # Backlog records handed out and not yet acknowledged, at most: the wrapper's window (8 in
 # flight) plus two batches queued behind it, so it never waits for the next step's batch.
-# Each costs heap while out (~150 B on the ESP32: the record and its outbox entry), and the
+# Each costs heap while out (153 B on the twin for a 67 B record and its outbox entry), and the
 # bound stays well inside the wrapper's outbox (100 messages), which therefore never evicts
 # one of them (the wrapper would then no longer hold it, and it would count as acknowledged).
 REPLAY_WINDOW = 24
