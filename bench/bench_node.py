@@ -416,12 +416,15 @@ def report_sleep(d: dict) -> None:
         for line in battery.battery_lines(chip, down, iv, indent="    "):
             print(line)
     back = ph["back"]
+    secs = sum(w["awake_s"] or 0 for w in back)
     print(
-        "  broker back: first wake awake %.2f s, backlog out after %d wake(s); readings of the"
-        " outage on B/backlog with their time: %d of %d (lost %d), without a time: %d"
+        "  broker back: backlog of the outage (%d readings) out after %d wake(s), %.2f s awake"
+        " in all (%s); on B/backlog with their time: %d of %d (lost %d), without a time: %d"
         % (
-            back[0]["awake_s"] or 0,
+            d["expected"],
             len(back),
+            secs,
+            ", ".join("%.2f s" % (w["awake_s"] or 0) for w in back),
             d["timed"],
             d["expected"],
             d["expected"] - d["timed"],

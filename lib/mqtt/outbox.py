@@ -30,6 +30,14 @@ _STAGE = const(5)
 ENTRY_OVERHEAD = 48
 
 
+def _has(entries, topic, msg):
+    # a plain loop: any() over a generator would allocate on every call
+    for e in entries:  # noqa: SIM110
+        if e[_MSG] == msg and e[_TOPIC] == topic:
+            return True
+    return False
+
+
 def size_of(e):
     return len(e[_TOPIC]) + len(e[_MSG]) + ENTRY_OVERHEAD
 
@@ -122,6 +130,10 @@ class Outbox:
                 return True
         return False
 
+    def holds(self, topic, msg):
+        """True if a message equal to (topic, msg) is queued."""
+        return _has(self._q, topic, msg)
+
     def first(self):
         """The oldest message (IndexError if empty: check len() first)."""
         return self._q[0]
@@ -153,6 +165,10 @@ class Inflight:
     def remove(self, e):
         self._l.remove(e)
 
+    def holds(self, topic, msg):
+        """True if a message equal to (topic, msg) awaits its acknowledgement."""
+        return _has(self._l, topic, msg)
+
     def entries(self):
         return self._l
 
@@ -160,4 +176,3 @@ class Inflight:
         taken = self._l
         self._l = []
         return taken
-

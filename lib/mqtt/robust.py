@@ -228,6 +228,17 @@ class MQTTClient:
         For a caller whose message is worthless late: a live reading becomes a timed record."""
         return self.outbox.withdraw(topic, msg)
 
+    def holds(self, topic, msg):
+        """True while a message equal to (topic, msg) is queued or in flight, i.e. not yet
+        acknowledged (QoS 1/2) or written (QoS 0). With messages spilled to flash it answers
+        True: they are not searched, so the caller waits as it would for idle()."""
+        sp = self._spill
+        return (
+            bool(sp and sp.depth())
+            or self.outbox.holds(topic, msg)
+            or self.inflight.holds(topic, msg)
+        )
+
     def idle(self):
         """True when nothing is queued or in flight (safe to sleep or power down)."""
         sp = self._spill

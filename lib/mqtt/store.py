@@ -55,6 +55,10 @@ class Store:
         self.writes = 0  # flash append operations (for diagnostics and the bench)
         self.errors = 0  # flash write failures (records then stay in RAM)
         self._reserved = 0  # records handed out by peek() and not yet committed
+        # (segment, offset, n): where the n-th reserved flash record ends, so that a peek()
+        # with records already reserved reads on from there instead of from the read position
+        # (a consumer with several batches out would otherwise read them all again)
+        self._cur = None
         self._segs = []  # segment numbers present, ascending
         self._sizes = {}
         self._pos_seg = 0
@@ -155,6 +159,7 @@ class Store:
         self._count -= lost
         # Records reserved by peek() may have been in it: they are gone, not committable.
         self._reserved = max(0, self._reserved - lost)
+        self._cur = None
         if self._segs:
             self._pos_seg, self._pos_off = self._segs[0], 0
         else:
@@ -197,6 +202,7 @@ class Store:
             self.dropped += 1
             if self._reserved > self._count:
                 self._reserved -= 1
+                self._cur = None
         self._ram.append(rec)
         if len(self._ram) >= self.batch:
             self.flush()
@@ -248,19 +254,30 @@ class Store:
         out = []
         skip = self._reserved
         seg, off = self._pos_seg, self._pos_off
+        cur = self._cur
+        base = 0  # flash records reserved before the place reading starts
+        if cur is not None and cur[2] <= skip:
+            seg, off, base = cur
+            skip -= base
         segs = [s for s in self._segs if s >= seg]
         i = 0
+        passed = 0  # flash records read past (skipped or handed out)
+        at = None
         while len(out) < n and i < len(segs):
             s = segs[i]
             try:
                 with open(self._seg_path(s), "rb") as f:
-                    f.seek(off if s == seg else 0)
+                    o = off if s == seg else 0
+                    f.seek(o)
                     while len(out) < n:
                         line = f.readline()
                         if not line:
                             break
                         if line[-1] != 10:
                             break  # torn tail
+                        o += len(line)
+                        passed += 1
+                        at = (s, o)
                         if skip:
                             skip -= 1
                             continue
@@ -271,6 +288,8 @@ class Store:
             except OSError:
                 pass
             i += 1
+        if at is not None:
+            self._cur = (at[0], at[1], base + passed)
         if len(out) < n:
             for r in self._ram[skip:]:
                 if len(out) >= n:
@@ -279,13 +298,18 @@ class Store:
         self._reserved += len(out)
         return out
 
-    def commit(self):
-        """Remove the records handed out by peek() (the broker has them)."""
+    def commit(self, n=None):
+        """Remove the records handed out by peek() (the broker has them): all of them, or the
+        oldest n (the rest stay reserved: a consumer with several batches out commits each
+        as it is acknowledged)."""
         k = self._reserved
-        self._reserved = 0
-        if not k:
+        if n is not None and n < k:
+            k = n
+        self._reserved -= k
+        if k <= 0:
             return
         touched = False
+        c = 0  # flash records committed
         while k and self._count:
             s = self._pos_seg
             try:
@@ -300,6 +324,7 @@ class Store:
                         self._pos_off += len(line)
                         self._count -= 1
                         k -= 1
+                        c += 1
                         touched = True
             except OSError:
                 pass
@@ -312,6 +337,9 @@ class Store:
                 self._pos_seg, self._pos_off = nxt[0], 0
         if k:
             del self._ram[:k]
+        cur = self._cur
+        # the cursor counts from the read position, which moved c records on
+        self._cur = (cur[0], cur[1], cur[2] - c) if cur and self._reserved and cur[2] >= c else None
         # Drop a fully read segment unless it is the one being written.
         s = self._pos_seg
         if s in self._sizes and self._pos_off >= self._sizes[s] and s != self._segs[-1]:
@@ -325,6 +353,8 @@ class Store:
         if touched:
             self._save_pos()
 
-    def release(self):
-        """Forget reservations without committing (the publish did not happen)."""
-        self._reserved = 0
+    def release(self, n=None):
+        """Forget reservations without committing (the publish did not happen): all of them,
+        or the newest n."""
+        self._reserved = 0 if n is None or n >= self._reserved else self._reserved - n
+        self._cur = None

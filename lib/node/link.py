@@ -253,6 +253,15 @@ class Link:
         w = getattr(self.mqtt, "withdraw", None)
         return bool(w is not None and w(topic, payload))
 
+    def holds(self, topic, payload):
+        """The wrapper still has this message (queued or not yet acknowledged). A wrapper
+        without holds() answers as idle() does: held until everything is acknowledged."""
+        m = self.mqtt
+        if m is None:
+            return False
+        h = getattr(m, "holds", None)
+        return h(topic, payload) if h is not None else not m.idle()
+
     def online(self):
         return self.mqtt is not None and self.mqtt.is_connected()
 

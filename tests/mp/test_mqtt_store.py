@@ -240,3 +240,43 @@ def test_status_reports_flash_bytes_within_the_bound():
     s = st.status()
     assert 0 < s["bytes"] <= 2048 and s["max_bytes"] == 2048
     assert s["dropped"] > 0 and s["pending"] + s["dropped"] == 200
+
+
+def test_several_batches_out_commit_oldest_first_against_a_model():
+    # A consumer with several batches reserved (peek after peek) commits the oldest n as
+    # they are acknowledged, releases the newest when a publish is refused, while new records
+    # arrive and segments roll over: every record comes out once, in order, none lost.
+    import random
+
+    random.seed(7)
+    sp = Store(fresh(), ram=8, max_bytes=4096, batch=4)  # segments of ~20 records
+    want = []  # records in the store, oldest first
+    out = []  # batches reserved, oldest first
+    got = []
+    i = 0
+    for _ in range(600):
+        op = random.randrange(7)
+        if op <= 1:
+            sp.put(rec(i))
+            want.append(rec(i))
+            i += 1
+        elif op == 2:
+            b = sp.peek(random.randrange(1, 6))
+            held = sum(len(x) for x in out)
+            assert b == want[held : held + len(b)], (b, held)
+            if b:
+                out.append(b)
+        elif op in (3, 6) and out:
+            n = len(out.pop(0))
+            sp.commit(n)
+            got.extend(want[:n])
+            del want[:n]
+        elif op == 4 and out:
+            sp.release(len(out.pop()))
+        else:
+            sp.flush()
+        assert sp.depth() == len(want) and sp.dropped == 0, (sp.depth(), len(want))
+    while out:
+        sp.commit(len(out.pop(0)))
+    got.extend(drain(sp))
+    assert got == [rec(k) for k in range(i)] and sp.dropped == 0

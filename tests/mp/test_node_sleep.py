@@ -93,13 +93,13 @@ class Wakes:
         self.net = []  # per wake: the network was brought up
         self.awake = []  # per wake: ms from boot to deep sleep
 
-    def wake(self, limit_ms=60000):
+    def wake(self, limit_ms=60000, cls=None):
         w = self
         w.log.clear()
         mq = []
 
         def factory(*a, **kw):
-            mq.append(MQTT(*a, **kw))
+            mq.append((cls or MQTT)(*a, **kw))
             return mq[-1]
 
         w.board.w = SlowWLAN(w.clock, w.log)
@@ -245,6 +245,10 @@ def test_config_checks_the_outage_keys():
     assert "deep_sleep.retry_max: expected an integer 10..604800, got 5" in msgs, msgs
     _, c = check(doc(deep_sleep=True))
     assert c["deep_sleep"]["outage_after"] == 3 and c["deep_sleep"]["retry_max"] == 1800
+    # a deep-sleep node's spool holds a day's outage by default; a mains node keeps 32 KB
+    assert c["spool"]["max_bytes"] == 262144
+    assert check(doc())[1]["spool"]["max_bytes"] == 32768
+    assert check(doc(deep_sleep=True, spool={"max_bytes": 4096}))[1]["spool"]["max_bytes"] == 4096
 
 
 def test_a_skipped_wake_counts_even_if_it_never_reaches_sleep():
@@ -258,3 +262,117 @@ def test_a_skipped_wake_counts_even_if_it_never_reaches_sleep():
     assert json.loads(w.board.rtc)["x"]["skip"] == 1
     w.wake()
     assert w.net == [True, False, True, False] and json.loads(w.board.rtc)["x"]["skip"] == 0
+
+
+RTT_MS = 40  # publish to PUBACK over WiFi to a LAN broker (the sim's loopback is faster)
+WINDOW = 8  # QoS 1 messages in flight at once, as the robust wrapper's default max_inflight
+
+
+class LatentMQTT(MQTT):
+    """A broker RTT_MS away: WINDOW messages in flight, each acknowledged RTT_MS after it was
+    written (the wrapper's holds() and idle() answer from that)."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.inflight = []  # [ack due ms, message]
+
+    def _now(self):
+        return self.kw["clock"].ms
+
+    def step(self):
+        if not self.kw["wlan"].isconnected() or not self.up:
+            super().step()
+            return
+        if not self.connected:
+            self.connected = True
+            if self.on_connect:
+                self.on_connect(False)
+        now = self._now()
+        while self.inflight and self.inflight[0][0] <= now:
+            self.sent.append(self.inflight.pop(0)[1])
+        while self.queue and len(self.inflight) < WINDOW:
+            self.inflight.append([now + RTT_MS, self.queue.pop(0)])
+
+    def idle(self):
+        return not self.queue and not self.inflight
+
+    def holds(self, t, m):
+        m = m if isinstance(m, str) else bytes(m).decode()
+        return any(e[0] == t and e[1] == m for e in self.queue) or any(
+            e[1][0] == t and e[1][1] == m for e in self.inflight
+        )
+
+
+def _day_of_backlog(w, n, t0):
+    """n stored readings of the node's sensor, one every 300 s from Unix time t0, as skipped
+    wakes leave them on flash."""
+    from mqtt.store import Store
+    from node.payload import record
+
+    sp = w.node.cfg["spool"]
+    st = Store(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"])
+    for i in range(n):
+        st.put(record([("Temp", "%d" % i)], t0 + 300 * i, "ds18b20"))
+    st.flush()
+    return st
+
+
+def test_a_days_backlog_goes_out_in_the_first_wake_that_reaches_the_broker():
+    # 1152 readings: the default scenario's four sensors for a day at one wake per 300 s
+    n = 1152
+    MQTT.broker_up = True
+    w = Wakes(sleep_doc(awake_cap=10))
+    w.wake()
+    st = _day_of_backlog(w, n, 1763000000)
+    assert st.depth() == n and st.dropped == 0  # the deep-sleep default spool holds the day
+    mq = w.wake(cls=LatentMQTT)
+    back = [json.loads(p) for p in w.topics(BASE + "/backlog")]
+    # one wake, within the cap: every record once, oldest first, each with its own time
+    assert len(back) == n, (len(back), w.awake)
+    assert [b["t"] for b in back] == [1763000000 + 300 * i for i in range(n)]
+    assert w.awake[-1] < 10000 - 200, w.awake
+    assert mq.idle() and w.node.delivery.pending() == 0
+    # the flash holds nothing more: committed only as acknowledged, and all were
+    from mqtt.store import Store
+
+    sp = w.node.cfg["spool"]
+    assert Store(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"]).depth() == 0
+
+
+def test_backlog_records_leave_the_flash_only_once_acknowledged():
+    n = 300
+    MQTT.broker_up = True
+    w = Wakes(sleep_doc(awake_cap=30))
+    w.wake()
+    _day_of_backlog(w, n, 1763000000)
+    mq = []
+
+    def factory(*a, **kw):
+        mq.append(LatentMQTT(*a, **kw))
+        return mq[-1]
+
+    # a wake cut by a power loss half way through the backlog (no save, no sleep)
+    w.board.w = SlowWLAN(w.clock, w.log)
+    node, _, _ = startup.build(lambda name: w.board, w.clock)
+    node.link.factory = factory
+    node.sensing.make_driver = lambda scfg: w.drv
+    node.start()
+    while not mq or len([m for m in mq[0].sent if m[0] == BASE + "/backlog"]) < n // 2:
+        node.step()
+        w.clock.advance(10)
+    acked = [json.loads(m[1])["t"] for m in mq[0].sent if m[0] == BASE + "/backlog"]
+    assert len(acked) < n  # still records out, unacknowledged, at the cut
+    from mqtt.store import Store
+
+    sp = node.cfg["spool"]
+    st = Store(sp["file"], sp["ram"], sp["max_bytes"], sp["batch"])
+    left = [json.loads(r)["t"] for r in st.peek(n)]
+    # every record not acknowledged is still on flash; acknowledged ones are committed in
+    # groups, so fewer than COMMIT_EVERY + REPLAY_WINDOW of them may be kept (they go out
+    # again, with their time, after the reboot)
+    from node.delivery import COMMIT_EVERY, REPLAY_WINDOW
+
+    times = [1763000000 + 300 * i for i in range(n)]
+    assert set(times) - set(acked) <= set(left), len(left)
+    assert len(left) < n - len(acked) + COMMIT_EVERY + REPLAY_WINDOW, (len(left), len(acked))
+    assert left == times[n - len(left) :]  # the oldest unacknowledged first, in order
