@@ -9,14 +9,18 @@ Files (all under `ROOT`):
   v/<version>/     installed versions (the running one and the previous one), each with
                    its manifest.json, against which boot() checks it before running it
   ota.ptr          the pointer: {"cur": "<version>", "prev": ..., "trial": boots or absent,
-                   "state": "ok" | "trial" | "rolled back"}; boot.py reads it
+                   "state": "ok" | "trial" | "rolled back", "seq": last installed};
+                   main.py reads it
 
 Progress needs no file of its own: the bytes already on flash are the progress (a chunk half
 written at a power cut is still a correct prefix), so after a drop or a reboot the next
 expected offset is recomputed from the staged files' sizes.
 
 Manifest payload: the JSON body, a newline, then the hex HMAC-SHA256 of the body bytes with
-the node's key. Body: {"version": "1.2", "board": "esp32", "files": [[path, size, sha256hex]]}.
+the node's key. Body: {"version": "1.2", "board": "esp32", "seq": n, "files": [[path, size,
+sha256hex]]}. `seq` (the host's clock in ms when it packed the bundle) must be above the last
+installed one's, kept in the pointer: a bundle recorded off the broker cannot be sent again to
+take the node back to code it has replaced.
 
     r = Receiver("esp32")
     res = r.manifest(payload)        # {"ok": True, "next": 0} or {"ok": False, "reason": ...}
@@ -154,6 +158,9 @@ def _check_body(body, board):
         raise Refused("manifest: bad version %r" % (v,))
     if m.get("board") != board:
         raise Refused("bundle is for board %r, this node is %r" % (m.get("board"), board))
+    s = m.get("seq")
+    if not isinstance(s, int) or s < 1:
+        raise Refused("manifest: bad sequence number %r" % (s,))
     for e in m["files"]:
         ok = isinstance(e, list) and len(e) == 3 and isinstance(e[0], str)
         if ok:
@@ -219,6 +226,10 @@ class Receiver:
             m = _check_body(body, self.board)  # board first: a clearer reason
             if not _same(sig, _hex(hmac_sha256(key, body))):
                 raise Refused("bad signature")
+            last = read_pointer().get("seq") or 0
+            if m["seq"] <= last:  # an old bundle sent again: never back to code we replaced
+                why = "bundle %d is not newer than the last installed (%d)"
+                raise Refused(why % (m["seq"], last))
         except Refused as e:
             return {"ok": False, "reason": str(e)}
         if self.m and self.m == m:
@@ -295,7 +306,8 @@ class Receiver:
         os.rename(_p(STAGE), dst)
         t = m.get("trial_s")
         t = t if isinstance(t, int) and t > 0 else TRIAL_S
-        _write_json(_p(PTR), {"cur": v, "prev": cur, "trial": 0, "trial_s": t, "state": "trial"})
+        ptr = {"cur": v, "prev": cur, "trial": 0, "trial_s": t, "state": "trial", "seq": m["seq"]}
+        _write_json(_p(PTR), ptr)
         self.m = None
         # Keep only the new version and the previous one.
         for n in os.listdir(_p(VERSIONS)):
@@ -357,7 +369,14 @@ def rollback(ptr=None, why=""):
     bad = ptr.get("cur")
     _write_json(
         _p(PTR),
-        {"cur": ptr.get("prev"), "prev": None, "state": "rolled back", "bad": bad, "why": why},
+        {
+            "cur": ptr.get("prev"),
+            "prev": None,
+            "state": "rolled back",
+            "bad": bad,
+            "why": why,
+            "seq": ptr.get("seq"),  # the rolled-back bundle is not taken again either
+        },
     )
 
 

@@ -99,6 +99,11 @@ def test_three_nodes_take_the_update_canary_first(broker, tmp_path):
         for n, b in nodes:
             assert state(s, b) == {"version": "2", "update": "ok"}
             assert (n.dev / "v" / "2" / "lib" / "node" / "app.mpy").is_file()
+        # Someone who recorded the transfer off the broker sends it again: refused, unchanged.
+        _, b = nodes[0]
+        seq = json.loads(body)["seq"]
+        again = hostota.update(s, b, bundle.sign(body, bundle.node_key(SECRET, b)), blob)
+        assert again == (False, "bundle %d is not newer than the last installed (%d)" % (seq, seq))
     finally:
         s.close()
         for n, _ in nodes:
@@ -266,12 +271,22 @@ def test_power_cuts_at_10_random_points_always_leave_a_whole_version(broker, tmp
     plan += [("trial", rng.uniform(0.0, 2.0))]
     rng.shuffle(plan)
     landed = []
+
+    def bundle_for(target):
+        # The same bundle while it is not installed (so a cut transfer resumes); once a version
+        # was installed, a node takes only a newer bundle: pack it again.
+        ptr = n.dev / "ota.ptr"
+        last = (json.loads(ptr.read_text()).get("seq") or 0) if ptr.exists() else 0
+        if json.loads(bundles[target][0])["seq"] <= last:
+            bundles[target] = make_bundle(tmp_path, target)
+        return bundles[target]
+
     try:
         assert new_state(s, base, 30), n.log()  # up and connected
         for kind, x in plan:
             running = whole_version(n.dev)
             target = "2" if running == "4" else "4"
-            body, blob = bundles[target]
+            body, blob = bundle_for(target)
             payload = bundle.sign(body, bundle.node_key(SECRET, base))
             cut = threading.Event()
             boots = len(n.exits)
@@ -312,7 +327,7 @@ def test_power_cuts_at_10_random_points_always_leave_a_whole_version(broker, tmp
         # and the update still goes through in the end
         running = whole_version(n.dev)
         target = "2" if running == "4" else "4"
-        body, blob = bundles[target]
+        body, blob = bundle_for(target)
         payload = bundle.sign(body, bundle.node_key(SECRET, base))
         assert hostota.update(s, base, payload, blob) == (True, target), n.log()
         assert hostota.wait_state(s, base, target, 60) == "ok", n.log()

@@ -15,7 +15,7 @@ def _hex(b):
     return "".join("%02x" % x for x in b)
 
 
-def setup(files=FILES, version="2", board="esp32", key=KEY):
+def setup(files=FILES, version="2", board="esp32", key=KEY, seq=None):
     ota.ROOT = fresh_dir("ota") + "/"
     with open(ota.ROOT + ota.KEY, "wb") as f:
         f.write(KEY)
@@ -23,11 +23,20 @@ def setup(files=FILES, version="2", board="esp32", key=KEY):
         {
             "version": version,
             "board": board,
+            "seq": seq or _next_seq(),
             "files": [[p, len(d), _hex(sha256(d).digest())] for p, d in files],
         }
     ).encode()
     blob = b"".join(d for _, d in files)
     return body + b"\n" + _hex(ota.hmac_sha256(key, body)).encode(), blob
+
+
+_SEQ = [0]
+
+
+def _next_seq():
+    _SEQ[0] += 1
+    return _SEQ[0]
 
 
 def send(r, blob, start=0, size=100):
@@ -159,6 +168,38 @@ def test_confirmed_version_stays_and_second_update_keeps_previous():
     assert ota.trial_expired(59, 60) is False
     assert ota.trial_expired(60, 60) is True
     assert ota.boot() == ota.ROOT + "v/2"
+
+
+def test_an_old_bundle_sent_again_is_refused_also_after_a_rollback():
+    man2, blob2 = setup(seq=100)
+    root = ota.ROOT
+    r = ota.Receiver("esp32")
+    r.manifest(man2)
+    assert send(r, blob2)["done"] == "2"
+    ota.confirm()
+    man3, blob3 = setup(version="3", seq=200)
+    ota.ROOT = root
+    assert r.manifest(man3)["ok"] is True
+    assert send(r, blob3)["done"] == "3"
+    # the same bundle again, and the older one: someone replaying what they recorded
+    why = "bundle %d is not newer than the last installed (200)"
+    assert r.manifest(man3) == {"ok": False, "reason": why % 200}
+    assert r.manifest(man2) == {"ok": False, "reason": why % 100}
+    ota.trial_expired(60, 60)  # 3 does not prove itself: back to 2, and 3 stays refused
+    assert ota.read_pointer()["cur"] == "2"
+    assert r.manifest(man3) == {"ok": False, "reason": why % 200}
+    man4, _ = setup(version="3", seq=201)  # the same code packed again is a new bundle
+    ota.ROOT = root
+    assert r.manifest(man4)["ok"] is True
+    assert ota.read_pointer()["cur"] == "2"  # nothing changes before its transfer
+
+
+def test_a_manifest_without_a_sequence_number_is_refused():
+    man, _ = setup(seq=-1)
+    assert ota.Receiver("esp32").manifest(man) == {
+        "ok": False,
+        "reason": "manifest: bad sequence number -1",
+    }
 
 
 def test_empty_chunk_before_the_end_refuses_a_truncated_bundle():

@@ -12,9 +12,11 @@ its own key, and a broker publisher, holding no key, can install nothing. See do
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import json
+import time
 from pathlib import Path
 
 from nodectl import build
@@ -51,7 +53,26 @@ def files_of(build_dir: Path) -> list[tuple[str, bytes]]:
     return out
 
 
-def pack(build_dir: Path, version: str, board: str, trial_s: int = TRIAL_S) -> tuple[bytes, bytes]:
+def seq_number(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
+def new_seq() -> int:
+    """A bundle's sequence number: this host's clock in ms, above every earlier bundle's (a node
+    takes only a bundle newer than the last it installed)."""
+    global _last_seq
+    _last_seq = max(int(time.time() * 1000), _last_seq + 1)
+    return _last_seq
+
+
+_last_seq = 0
+
+
+def pack(
+    build_dir: Path, version: str, board: str, trial_s: int = TRIAL_S, seq: int | None = None
+) -> tuple[bytes, bytes]:
     files = files_of(build_dir)
     if not files:
         raise Refused(f"{build_dir}: no files to bundle (run `nodectl build`)")
@@ -59,6 +80,7 @@ def pack(build_dir: Path, version: str, board: str, trial_s: int = TRIAL_S) -> t
         "version": version,
         "board": board,
         "trial_s": trial_s,
+        "seq": seq or new_seq(),
         "files": [[p, len(d), hashlib.sha256(d).hexdigest()] for p, d in files],
     }
     return json.dumps(body, separators=(",", ":")).encode(), b"".join(d for _, d in files)
@@ -89,7 +111,7 @@ def cmd_bundle(args) -> int:
         return 0
     lib, root = Path(args.lib), Path(args.root_dir)
     info = build.build(lib, root, Path(args.build_dir), version=args.version)
-    body, blob = pack(Path(args.build_dir), info["version"], args.board, args.trial_s)
+    body, blob = pack(Path(args.build_dir), info["version"], args.board, args.trial_s, args.seq)
     write(Path(args.out), body, blob)
     log(f"wrote {args.out}: version {info['version']}, {len(blob)} bytes")
     return 0
@@ -104,6 +126,12 @@ def register(sub) -> None:
     p.add_argument("--version", default=None)
     p.add_argument("--board", default="esp32", help="sys.platform of the nodes (default esp32)")
     p.add_argument("--trial-s", type=int, default=TRIAL_S, help="seconds to connect and publish")
+    p.add_argument(
+        "--seq",
+        type=seq_number,
+        default=None,
+        help="sequence number (default: this host's clock in ms); a node takes only newer ones",
+    )
     p.add_argument("--key-for", default=None, help="write this node id's ota.key to --out instead")
     p.add_argument("--secret", default="fleet.secret", help="the fleet's signing secret file")
     p.set_defaults(func=cmd_bundle)
