@@ -35,7 +35,7 @@ CHIPS = {
     # ESP32 Series Datasheet (v5.2 checked), "Power Consumption by Power Modes": modem-sleep
     # at 160 MHz, dual core, 27..44 mA, the upper end taken; deep sleep, RTC timer + RTC
     # memory 10 uA. Its RF table: RX 95..100 mA, TX 802.11b 1 Mbps at 19.5 dBm 240 mA (these
-    # two not re-checked against a current version).
+    # two checked only against a board maker's copy of that table; see docs/battery.md).
     "esp32": (44.0, 100.0, 240.0, 10.0, "ESP32 Series Datasheet"),
     # ESP32-C3 Series Datasheet v2.2, table 5-7 (Wi-Fi current, peak): RX 802.11b/g/n HT20
     # 84 mA (87 is HT40, which a 2.4 GHz home network rarely uses), TX 802.11b 1 Mbps at
