@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
-from nodectl import build, bundle  # noqa: E402
+from nodectl import build, bundle, fleet  # noqa: E402
 from nodectl import ota as hostota  # noqa: E402
 
 from test_node_sim import BME, Observer, SimNode, config, scenario  # noqa: E402
@@ -195,6 +195,8 @@ def _rolls_back(broker, tmp_path, poison, trial_s, name, log_line):
         assert log_line in n.log(), n.log()
         doc, retained = retained_state(broker.port, base)
         assert doc == {"version": None, "update": "rolled back"} and retained, (doc, retained)
+        rows = fleet.scan("127.0.0.1", broker.port, wait_s=5).rows(base)  # what a user sees
+        assert [r["update"] for r in rows] == ["rolled back"], rows
         return ptr
     finally:
         s.close()
