@@ -29,6 +29,7 @@ import json
 import re
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,7 +117,10 @@ def make_bundle(dev: Path) -> int:
             ["lib/" + str(p.relative_to(REPO / "lib")), len(d), hashlib.sha256(d).hexdigest()]
         )
         blob += d
-    body = json.dumps({"version": "b", "board": "linux", "trial_s": 60, "files": ents}).encode()
+    # seq as `nodectl bundle` makes it (ms): a long int on the device, as it is there
+    man = {"version": "b", "board": "linux", "trial_s": 60, "seq": int(time.time() * 1000)}
+    man["files"] = ents
+    body = json.dumps(man).encode()
     sig = hmac.new(KEY, body, hashlib.sha256).hexdigest().encode()
     (dev / "manifest.bin").write_bytes(body + b"\n" + sig)
     (dev / "blob.bin").write_bytes(blob)
